@@ -1,0 +1,217 @@
+//! Zero-copy, fully validated view of a model blob.
+
+use super::bytes::{u16_at, u32_at, usize_at};
+use super::crc32::crc32;
+use super::validate::{check_graph, check_plan, Graph};
+use super::{
+    Op, Tensor, TensorId, ALIGN, CRC_LEN, HEADER_LEN, MAGIC, MAX_OPS, MAX_TENSORS, OP_RECORD_LEN,
+    TENSOR_RECORD_LEN, VERSION,
+};
+use crate::Error;
+use core::ops::Range;
+
+/// A model, validated once at load and read in place (typically from flash).
+///
+/// After [`Model::from_bytes`] succeeds every tensor, op and plan entry has been checked, so
+/// the interpreter never meets an inconsistent model.
+#[derive(Clone, Debug)]
+pub struct Model<'a> {
+    blob: &'a [u8],
+    arena_size: usize,
+    tensor_count: usize,
+    op_count: usize,
+    input: TensorId,
+    output: TensorId,
+    data: Range<usize>,
+    crc: u32,
+}
+
+impl<'a> Model<'a> {
+    /// Parses and fully validates a model, CRC included. `bytes` must start at a 4-byte
+    /// aligned address (use [`include_model!`](crate::include_model)); bytes after the
+    /// model's declared length are ignored.
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::parse(bytes, true)
+    }
+
+    /// Like [`Model::from_bytes`] but without the CRC check, for callers that verified the
+    /// bytes otherwise (and for fuzzing the structural checks). Every other check still
+    /// runs, so a corrupt model is still rejected or, if structurally valid, safe to run.
+    pub fn from_bytes_unchecked_crc(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::parse(bytes, false)
+    }
+
+    fn parse(bytes: &'a [u8], check_crc: bool) -> Result<Self, Error> {
+        if bytes.len() < MAGIC.len() {
+            return Err(Error::Truncated);
+        }
+        if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+            return Err(Error::BadMagic);
+        }
+        if bytes.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let version = u16_at(bytes, 4)?;
+        if version != VERSION {
+            return Err(Error::UnsupportedVersion(version));
+        }
+        if usize::from(u16_at(bytes, 6)?) != HEADER_LEN {
+            return Err(Error::BadHeader);
+        }
+        let len = usize_at(bytes, 8)?;
+        if len < HEADER_LEN + CRC_LEN || len % ALIGN != 0 {
+            return Err(Error::BadHeader);
+        }
+        let blob = bytes.get(..len).ok_or(Error::Truncated)?;
+        let body = blob.get(..len - CRC_LEN).ok_or(Error::Truncated)?;
+        let stored = u32_at(blob, len - CRC_LEN)?;
+        let computed = crc32(body);
+        if check_crc && stored != computed {
+            return Err(Error::CrcMismatch { stored, computed });
+        }
+        if blob.as_ptr() as usize % ALIGN != 0 {
+            return Err(Error::Misaligned);
+        }
+
+        let arena_size = usize_at(blob, 12)?;
+        let tensor_count = usize::from(u16_at(blob, 16)?);
+        let op_count = usize::from(u16_at(blob, 18)?);
+        let input = u16_at(blob, 20)?;
+        let output = u16_at(blob, 22)?;
+        if tensor_count > MAX_TENSORS || op_count > MAX_OPS {
+            return Err(Error::CapacityExceeded);
+        }
+        // The layout is fixed: header, tensor table, op table, data, CRC, with nothing in
+        // between, so a second parser needs no offsets arithmetic beyond this.
+        let tensor_table = HEADER_LEN;
+        let op_table = tensor_table + tensor_count * TENSOR_RECORD_LEN;
+        let data_start = op_table + op_count * OP_RECORD_LEN;
+        let data_len = usize_at(blob, 36)?;
+        if usize_at(blob, 24)? != tensor_table
+            || usize_at(blob, 28)? != op_table
+            || usize_at(blob, 32)? != data_start
+            || data_start.checked_add(data_len) != Some(len - CRC_LEN)
+            || u32_at(blob, 40)? != 0
+            || u32_at(blob, 44)? != 0
+        {
+            return Err(Error::BadHeader);
+        }
+
+        let model = Model {
+            blob,
+            arena_size,
+            tensor_count,
+            op_count,
+            input,
+            output,
+            data: data_start..len - CRC_LEN,
+            crc: stored,
+        };
+        let live = check_graph(&model)?;
+        check_plan(&model, &live, arena_size)?;
+        Ok(model)
+    }
+
+    /// Bytes of arena the interpreter needs.
+    pub fn arena_size(&self) -> usize {
+        self.arena_size
+    }
+
+    /// Bytes of the model blob (what it takes in flash).
+    pub fn len(&self) -> usize {
+        self.blob.len()
+    }
+
+    /// Always false: a valid model has at least a header.
+    pub fn is_empty(&self) -> bool {
+        self.blob.is_empty()
+    }
+
+    /// The model's bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.blob
+    }
+
+    /// The stored (and, unless skipped, verified) CRC-32.
+    pub fn crc(&self) -> u32 {
+        self.crc
+    }
+
+    /// Number of tensors.
+    pub fn tensor_count(&self) -> usize {
+        self.tensor_count
+    }
+
+    /// Number of ops.
+    pub fn op_count(&self) -> usize {
+        self.op_count
+    }
+
+    /// Index of the input tensor.
+    pub fn input_index(&self) -> TensorId {
+        self.input
+    }
+
+    /// Index of the output tensor.
+    pub fn output_index(&self) -> TensorId {
+        self.output
+    }
+
+    /// Tensor `id`.
+    pub fn tensor(&self, id: TensorId) -> Result<Tensor<'a>, Error> {
+        let i = usize::from(id);
+        if i >= self.tensor_count {
+            return Err(Error::BadTensorIndex(id));
+        }
+        Tensor::decode(
+            self.blob,
+            HEADER_LEN + i * TENSOR_RECORD_LEN,
+            self.data.clone(),
+        )
+    }
+
+    /// Op `index`, in execution order.
+    pub fn op(&self, index: usize) -> Result<Op<'a>, Error> {
+        if index >= self.op_count {
+            return Err(Error::InvalidParameter);
+        }
+        let record = HEADER_LEN + self.tensor_count * TENSOR_RECORD_LEN + index * OP_RECORD_LEN;
+        Op::decode(self.blob, record, self.data.clone())
+    }
+
+    /// The input tensor.
+    pub fn input(&self) -> Result<Tensor<'a>, Error> {
+        self.tensor(self.input)
+    }
+
+    /// The output tensor.
+    pub fn output(&self) -> Result<Tensor<'a>, Error> {
+        self.tensor(self.output)
+    }
+
+    /// The ops in execution order (each already validated at load).
+    pub fn ops(&self) -> impl Iterator<Item = Result<Op<'a>, Error>> + '_ {
+        (0..self.op_count).map(move |i| self.op(i))
+    }
+}
+
+impl<'a> Graph<'a> for Model<'a> {
+    fn tensor_count(&self) -> usize {
+        self.tensor_count
+    }
+    fn op_count(&self) -> usize {
+        self.op_count
+    }
+    fn tensor(&self, id: TensorId) -> Result<Tensor<'a>, Error> {
+        Model::tensor(self, id)
+    }
+    fn op(&self, index: usize) -> Result<Op<'a>, Error> {
+        Model::op(self, index)
+    }
+    fn input(&self) -> TensorId {
+        self.input
+    }
+    fn output(&self) -> TensorId {
+        self.output
+    }
+}

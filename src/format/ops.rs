@@ -1,0 +1,424 @@
+//! Op records: what each layer computes and with which tensors and parameters.
+
+use super::bytes::{cast_words, i32_at, i8_at, u16_at, u32_at, u8_at, usize_at};
+use super::tensor::{section_slice, to_u32};
+use super::{TensorId, NO_TENSOR, OP_RECORD_LEN};
+use crate::kernels::SoftmaxParams;
+use crate::{Error, Padding};
+
+/// The kind of an op, as stored in its record's first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum OpKind {
+    /// 2-D convolution.
+    Conv2d = 1,
+    /// Depthwise 2-D convolution.
+    DepthwiseConv2d = 2,
+    /// Max pooling.
+    MaxPool = 3,
+    /// Average pooling.
+    AvgPool = 4,
+    /// Fully connected (dense).
+    FullyConnected = 5,
+    /// Softmax over the innermost dimension.
+    Softmax = 6,
+    /// Reshape (and Flatten): a new shape over the same bytes, no copy.
+    Reshape = 7,
+}
+
+impl OpKind {
+    /// A short human-readable name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            OpKind::Conv2d => "Conv2D",
+            OpKind::DepthwiseConv2d => "DepthwiseConv2D",
+            OpKind::MaxPool => "MaxPool2D",
+            OpKind::AvgPool => "AvgPool2D",
+            OpKind::FullyConnected => "FullyConnected",
+            OpKind::Softmax => "Softmax",
+            OpKind::Reshape => "Reshape",
+        }
+    }
+
+    fn from_code(code: u8) -> Result<Self, Error> {
+        Ok(match code {
+            1 => OpKind::Conv2d,
+            2 => OpKind::DepthwiseConv2d,
+            3 => OpKind::MaxPool,
+            4 => OpKind::AvgPool,
+            5 => OpKind::FullyConnected,
+            6 => OpKind::Softmax,
+            7 => OpKind::Reshape,
+            other => return Err(Error::UnknownOp(other)),
+        })
+    }
+}
+
+/// A convolution or depthwise convolution.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvOp<'a> {
+    /// int8 input activation `[1, H, W, C]`.
+    pub input: TensorId,
+    /// int8 filter: OHWI for a convolution, `[1, KH, KW, C·M]` for a depthwise one.
+    pub filter: TensorId,
+    /// int32 bias, one per output channel.
+    pub bias: TensorId,
+    /// int8 output activation.
+    pub output: TensorId,
+    /// Padding scheme.
+    pub padding: Padding,
+    /// Vertical stride.
+    pub stride_h: u8,
+    /// Horizontal stride.
+    pub stride_w: u8,
+    /// Output channels per input channel (depthwise only; 0 for a convolution).
+    pub depth_multiplier: u16,
+    /// Fused activation's lower clamp (quantized).
+    pub act_min: i8,
+    /// Fused activation's upper clamp (quantized).
+    pub act_max: i8,
+    /// Per-output-channel Q31 multipliers.
+    pub multipliers: &'a [i32],
+    /// Per-output-channel shifts (positive = left).
+    pub shifts: &'a [i32],
+}
+
+/// A max or average pooling.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolOp {
+    /// int8 input activation.
+    pub input: TensorId,
+    /// int8 output activation (same quantization as the input).
+    pub output: TensorId,
+    /// Padding scheme.
+    pub padding: Padding,
+    /// Window rows.
+    pub kernel_h: u8,
+    /// Window columns.
+    pub kernel_w: u8,
+    /// Vertical stride.
+    pub stride_h: u8,
+    /// Horizontal stride.
+    pub stride_w: u8,
+    /// Fused activation's lower clamp (quantized).
+    pub act_min: i8,
+    /// Fused activation's upper clamp (quantized).
+    pub act_max: i8,
+}
+
+/// A fully connected layer.
+#[derive(Clone, Copy, Debug)]
+pub struct FullyConnectedOp<'a> {
+    /// int8 input activation, any shape with as many elements as the filter has columns.
+    pub input: TensorId,
+    /// int8 weights `[outputs, inputs]`.
+    pub filter: TensorId,
+    /// int32 bias, one per output.
+    pub bias: TensorId,
+    /// int8 output activation.
+    pub output: TensorId,
+    /// Fused activation's lower clamp (quantized).
+    pub act_min: i8,
+    /// Fused activation's upper clamp (quantized).
+    pub act_max: i8,
+    /// Per-output Q31 multipliers.
+    pub multipliers: &'a [i32],
+    /// Per-output shifts (positive = left).
+    pub shifts: &'a [i32],
+}
+
+/// A softmax over the innermost dimension (int8 output: scale 1/256, zero point −128).
+#[derive(Clone, Copy, Debug)]
+pub struct SoftmaxOp {
+    /// int8 input activation.
+    pub input: TensorId,
+    /// int8 output activation.
+    pub output: TensorId,
+    /// Fixed-point parameters derived from beta and the input scale.
+    pub params: SoftmaxParams,
+}
+
+/// One op of a model.
+#[derive(Clone, Copy, Debug)]
+pub enum Op<'a> {
+    /// 2-D convolution.
+    Conv2d(ConvOp<'a>),
+    /// Depthwise 2-D convolution.
+    DepthwiseConv2d(ConvOp<'a>),
+    /// Max pooling.
+    MaxPool(PoolOp),
+    /// Average pooling.
+    AvgPool(PoolOp),
+    /// Fully connected.
+    FullyConnected(FullyConnectedOp<'a>),
+    /// Softmax.
+    Softmax(SoftmaxOp),
+    /// Reshape: the output is the input's bytes under another shape (same arena offset).
+    Reshape {
+        /// Input activation.
+        input: TensorId,
+        /// Output activation, aliasing the input.
+        output: TensorId,
+    },
+}
+
+impl<'a> Op<'a> {
+    /// What kind of op this is.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            Op::Conv2d(_) => OpKind::Conv2d,
+            Op::DepthwiseConv2d(_) => OpKind::DepthwiseConv2d,
+            Op::MaxPool(_) => OpKind::MaxPool,
+            Op::AvgPool(_) => OpKind::AvgPool,
+            Op::FullyConnected(_) => OpKind::FullyConnected,
+            Op::Softmax(_) => OpKind::Softmax,
+            Op::Reshape { .. } => OpKind::Reshape,
+        }
+    }
+
+    /// The activation the op reads.
+    pub fn input(&self) -> TensorId {
+        match self {
+            Op::Conv2d(c) | Op::DepthwiseConv2d(c) => c.input,
+            Op::MaxPool(p) | Op::AvgPool(p) => p.input,
+            Op::FullyConnected(f) => f.input,
+            Op::Softmax(s) => s.input,
+            Op::Reshape { input, .. } => *input,
+        }
+    }
+
+    /// The activation the op writes.
+    pub fn output(&self) -> TensorId {
+        match self {
+            Op::Conv2d(c) | Op::DepthwiseConv2d(c) => c.output,
+            Op::MaxPool(p) | Op::AvgPool(p) => p.output,
+            Op::FullyConnected(f) => f.output,
+            Op::Softmax(s) => s.output,
+            Op::Reshape { output, .. } => *output,
+        }
+    }
+
+    /// The constant filter and bias the op reads, if any.
+    pub fn weights(&self) -> Option<(TensorId, TensorId)> {
+        match self {
+            Op::Conv2d(c) | Op::DepthwiseConv2d(c) => Some((c.filter, c.bias)),
+            Op::FullyConnected(f) => Some((f.filter, f.bias)),
+            _ => None,
+        }
+    }
+
+    /// The per-channel requantization tables, if any.
+    pub fn requantization(&self) -> Option<(&'a [i32], &'a [i32])> {
+        match self {
+            Op::Conv2d(c) | Op::DepthwiseConv2d(c) => Some((c.multipliers, c.shifts)),
+            Op::FullyConnected(f) => Some((f.multipliers, f.shifts)),
+            _ => None,
+        }
+    }
+
+    /// Decodes an op record; tensor indices and shapes are checked later against the model.
+    pub(crate) fn decode(
+        blob: &'a [u8],
+        record: usize,
+        data_section: core::ops::Range<usize>,
+    ) -> Result<Self, Error> {
+        let kind = OpKind::from_code(u8_at(blob, record)?)?;
+        let padding = match u8_at(blob, record + 1)? {
+            0 => Padding::Valid,
+            1 => Padding::Same,
+            _ => return Err(Error::InvalidParameter),
+        };
+        let act_min = i8_at(blob, record + 2)?;
+        let act_max = i8_at(blob, record + 3)?;
+        let input = u16_at(blob, record + 4)?;
+        let output = u16_at(blob, record + 6)?;
+        let filter = u16_at(blob, record + 8)?;
+        let bias = u16_at(blob, record + 10)?;
+        let stride_h = u8_at(blob, record + 12)?;
+        let stride_w = u8_at(blob, record + 13)?;
+        let kernel_h = u8_at(blob, record + 14)?;
+        let kernel_w = u8_at(blob, record + 15)?;
+        let depth_multiplier = u16_at(blob, record + 16)?;
+        let reserved = u16_at(blob, record + 18)?;
+        let requant_offset = usize_at(blob, record + 20)?;
+        let requant_count = usize_at(blob, record + 24)?;
+        let p0 = i32_at(blob, record + 28)?;
+        let p1 = i32_at(blob, record + 32)?;
+        let p2 = i32_at(blob, record + 36)?;
+        if reserved != 0 || u32_at(blob, record + 40)? != 0 || u32_at(blob, record + 44)? != 0 {
+            return Err(Error::BadHeader);
+        }
+        if act_min > act_max {
+            return Err(Error::InvalidParameter);
+        }
+        let uses = Fields {
+            weights: matches!(
+                kind,
+                OpKind::Conv2d | OpKind::DepthwiseConv2d | OpKind::FullyConnected
+            ),
+            window: matches!(
+                kind,
+                OpKind::Conv2d | OpKind::DepthwiseConv2d | OpKind::MaxPool | OpKind::AvgPool
+            ),
+            kernel: matches!(kind, OpKind::MaxPool | OpKind::AvgPool),
+            depth_multiplier: kind == OpKind::DepthwiseConv2d,
+            softmax: kind == OpKind::Softmax,
+        };
+        // A field an op does not use must be zero (or "no tensor"), so that no byte of a
+        // record is ignored.
+        let unused_is_zero = (uses.weights || (filter == NO_TENSOR && bias == NO_TENSOR))
+            && (uses.weights || (requant_offset == 0 && requant_count == 0))
+            && (uses.window || (padding == Padding::Valid && stride_h == 0 && stride_w == 0))
+            && (uses.kernel || (kernel_h == 0 && kernel_w == 0))
+            && (uses.depth_multiplier || depth_multiplier == 0)
+            && (uses.softmax || (p0 == 0 && p1 == 0 && p2 == 0))
+            && (uses.window
+                || kind == OpKind::FullyConnected
+                || (act_min == -128 && act_max == 127));
+        if !unused_is_zero {
+            return Err(Error::InvalidParameter);
+        }
+        if uses.window && (stride_h == 0 || stride_w == 0) {
+            return Err(Error::InvalidParameter);
+        }
+        if uses.kernel && (kernel_h == 0 || kernel_w == 0) {
+            return Err(Error::InvalidParameter);
+        }
+        let (multipliers, shifts) = if uses.weights {
+            let table = section_slice(
+                blob,
+                &data_section,
+                requant_offset,
+                requant_count
+                    .checked_mul(8)
+                    .ok_or(Error::OffsetOutOfRange)?,
+            )?;
+            let words: &[i32] = cast_words(table)?;
+            let (m, s) = words.split_at(requant_count);
+            if m.iter().any(|&m| m < 0) || s.iter().any(|&s| !(-31..=30).contains(&s)) {
+                return Err(Error::BadQuantization);
+            }
+            (m, s)
+        } else {
+            (&[][..], &[][..])
+        };
+        let conv = ConvOp {
+            input,
+            filter,
+            bias,
+            output,
+            padding,
+            stride_h,
+            stride_w,
+            depth_multiplier,
+            act_min,
+            act_max,
+            multipliers,
+            shifts,
+        };
+        let pool = PoolOp {
+            input,
+            output,
+            padding,
+            kernel_h,
+            kernel_w,
+            stride_h,
+            stride_w,
+            act_min,
+            act_max,
+        };
+        Ok(match kind {
+            OpKind::Conv2d => Op::Conv2d(conv),
+            OpKind::DepthwiseConv2d => {
+                if depth_multiplier == 0 {
+                    return Err(Error::InvalidParameter);
+                }
+                Op::DepthwiseConv2d(conv)
+            }
+            OpKind::MaxPool => Op::MaxPool(pool),
+            OpKind::AvgPool => Op::AvgPool(pool),
+            OpKind::FullyConnected => Op::FullyConnected(FullyConnectedOp {
+                input,
+                filter,
+                bias,
+                output,
+                act_min,
+                act_max,
+                multipliers,
+                shifts,
+            }),
+            OpKind::Softmax => Op::Softmax(SoftmaxOp {
+                input,
+                output,
+                params: SoftmaxParams {
+                    input_multiplier: p0,
+                    input_left_shift: p1,
+                    diff_min: p2,
+                },
+            }),
+            OpKind::Reshape => Op::Reshape { input, output },
+        })
+    }
+
+    /// Encodes the record; `requant_offset` is where the writer put the op's tables.
+    pub(crate) fn encode(&self, requant_offset: usize) -> Result<[u8; OP_RECORD_LEN], Error> {
+        let mut r = [0u8; OP_RECORD_LEN];
+        r[0] = self.kind() as u8;
+        r[2] = (-128i8) as u8;
+        r[3] = 127;
+        r[4..6].copy_from_slice(&self.input().to_le_bytes());
+        r[6..8].copy_from_slice(&self.output().to_le_bytes());
+        r[8..10].copy_from_slice(&NO_TENSOR.to_le_bytes());
+        r[10..12].copy_from_slice(&NO_TENSOR.to_le_bytes());
+        let padding_code = |p: Padding| match p {
+            Padding::Valid => 0u8,
+            Padding::Same => 1u8,
+        };
+        match self {
+            Op::Conv2d(c) | Op::DepthwiseConv2d(c) => {
+                r[1] = padding_code(c.padding);
+                r[2] = c.act_min as u8;
+                r[3] = c.act_max as u8;
+                r[8..10].copy_from_slice(&c.filter.to_le_bytes());
+                r[10..12].copy_from_slice(&c.bias.to_le_bytes());
+                r[12] = c.stride_h;
+                r[13] = c.stride_w;
+                r[16..18].copy_from_slice(&c.depth_multiplier.to_le_bytes());
+            }
+            Op::MaxPool(p) | Op::AvgPool(p) => {
+                r[1] = padding_code(p.padding);
+                r[2] = p.act_min as u8;
+                r[3] = p.act_max as u8;
+                r[12] = p.stride_h;
+                r[13] = p.stride_w;
+                r[14] = p.kernel_h;
+                r[15] = p.kernel_w;
+            }
+            Op::FullyConnected(f) => {
+                r[2] = f.act_min as u8;
+                r[3] = f.act_max as u8;
+                r[8..10].copy_from_slice(&f.filter.to_le_bytes());
+                r[10..12].copy_from_slice(&f.bias.to_le_bytes());
+            }
+            Op::Softmax(s) => {
+                r[28..32].copy_from_slice(&s.params.input_multiplier.to_le_bytes());
+                r[32..36].copy_from_slice(&s.params.input_left_shift.to_le_bytes());
+                r[36..40].copy_from_slice(&s.params.diff_min.to_le_bytes());
+            }
+            Op::Reshape { .. } => {}
+        }
+        if let Some((m, _)) = self.requantization() {
+            r[20..24].copy_from_slice(&to_u32(requant_offset)?.to_le_bytes());
+            r[24..28].copy_from_slice(&to_u32(m.len())?.to_le_bytes());
+        }
+        Ok(r)
+    }
+}
+
+struct Fields {
+    weights: bool,
+    window: bool,
+    kernel: bool,
+    depth_multiplier: bool,
+    softmax: bool,
+}

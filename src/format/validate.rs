@@ -1,0 +1,334 @@
+//! Structural checks shared by the parser and the writer: every tensor plays a role it can
+//! play, shapes agree, ops run in order, and (for a parsed model) the memory plan is safe.
+
+use super::{DType, Op, Tensor, TensorId, MAX_TENSORS};
+use crate::plan::{ranges_overlap, Lifetime};
+use crate::{Error, Shape, Window};
+
+/// What the checks need to see of a model, parsed or under construction.
+pub(crate) trait Graph<'a> {
+    fn tensor_count(&self) -> usize;
+    fn op_count(&self) -> usize;
+    fn tensor(&self, id: TensorId) -> Result<Tensor<'a>, Error>;
+    fn op(&self, index: usize) -> Result<Op<'a>, Error>;
+    fn input(&self) -> TensorId;
+    fn output(&self) -> TensorId;
+}
+
+/// Lifetimes of the arena tensors and which buffer each one really uses (a reshape's output
+/// uses its input's buffer).
+pub(crate) struct Liveness {
+    pub lifetimes: [Lifetime; MAX_TENSORS],
+    pub root: [TensorId; MAX_TENSORS],
+    pub is_activation: [bool; MAX_TENSORS],
+}
+
+impl Liveness {
+    /// True for tensors that own their buffer (activations that are not reshape aliases).
+    pub fn owns_buffer(&self, t: usize) -> bool {
+        self.is_activation.get(t).copied().unwrap_or(false)
+            && self.root.get(t).map(|&r| usize::from(r)) == Some(t)
+    }
+}
+
+/// Checks roles, shapes and op order; returns the liveness the plan must respect.
+pub(crate) fn check_graph<'a>(g: &impl Graph<'a>) -> Result<Liveness, Error> {
+    let n_tensors = g.tensor_count();
+    let n_ops = g.op_count();
+    if n_tensors > MAX_TENSORS || n_ops > super::MAX_OPS {
+        return Err(Error::CapacityExceeded);
+    }
+    if n_ops == 0 {
+        return Err(Error::BadHeader);
+    }
+    let mut live = Liveness {
+        lifetimes: [Lifetime::default(); MAX_TENSORS],
+        root: [0; MAX_TENSORS],
+        is_activation: [false; MAX_TENSORS],
+    };
+    for t in 0..n_tensors {
+        let id = TensorId::try_from(t).map_err(|_| Error::CapacityExceeded)?;
+        let tensor = g.tensor(id)?;
+        set(&mut live.root, t, id)?;
+        set(&mut live.is_activation, t, !tensor.is_constant())?;
+        if !tensor.is_constant() && tensor.dtype != DType::Int8 {
+            return Err(Error::BadDataType);
+        }
+    }
+    let input = g.input();
+    activation(g, input)?;
+    let mut produced: u64 = bit(input)?;
+
+    for i in 0..n_ops {
+        let op = g.op(i)?;
+        let step = u8::try_from(i + 1).map_err(|_| Error::CapacityExceeded)?;
+        check_op(g, &op)?;
+        let (src, dst) = (op.input(), op.output());
+        if produced & bit(src)? == 0 || produced & bit(dst)? != 0 {
+            return Err(Error::BadOpOrder);
+        }
+        produced |= bit(dst)?;
+        let src_root = get(&live.root, usize::from(src))?;
+        extend_last(&mut live.lifetimes, src_root, step)?;
+        let dst_root = if matches!(op, Op::Reshape { .. }) {
+            src_root
+        } else {
+            dst
+        };
+        set(&mut live.root, usize::from(dst), dst_root)?;
+        if dst_root == dst {
+            set(
+                &mut live.lifetimes,
+                usize::from(dst),
+                Lifetime {
+                    first: step,
+                    last: step,
+                },
+            )?;
+        }
+    }
+    let output = g.output();
+    activation(g, output)?;
+    if produced & bit(output)? == 0 {
+        return Err(Error::BadOpOrder);
+    }
+    let end = u8::try_from(n_ops + 1).map_err(|_| Error::CapacityExceeded)?;
+    extend_last(
+        &mut live.lifetimes,
+        get(&live.root, usize::from(output))?,
+        end,
+    )?;
+    // An activation nothing writes would hold garbage: reject it.
+    for t in 0..n_tensors {
+        if get(&live.is_activation, t)? && produced & bit_usize(t)? == 0 {
+            return Err(Error::BadOpOrder);
+        }
+    }
+    Ok(live)
+}
+
+/// Checks that the stored plan keeps simultaneously live buffers apart and inside the arena.
+pub(crate) fn check_plan<'a>(
+    g: &impl Graph<'a>,
+    live: &Liveness,
+    arena_size: usize,
+) -> Result<(), Error> {
+    let n = g.tensor_count();
+    for t in 0..n {
+        if !get(&live.is_activation, t)? {
+            continue;
+        }
+        let tensor = g.tensor(t as TensorId)?;
+        let end = tensor
+            .arena_offset
+            .checked_add(tensor.byte_len())
+            .ok_or(Error::BadPlan)?;
+        if end > arena_size {
+            return Err(Error::BadPlan);
+        }
+        let root = g.tensor(get(&live.root, t)?)?;
+        if root.arena_offset != tensor.arena_offset {
+            return Err(Error::BadPlan);
+        }
+    }
+    for a in 0..n {
+        if !live.owns_buffer(a) {
+            continue;
+        }
+        let ta = g.tensor(a as TensorId)?;
+        for b in (a + 1)..n {
+            if !live.owns_buffer(b) {
+                continue;
+            }
+            let tb = g.tensor(b as TensorId)?;
+            if get(&live.lifetimes, a)?.overlaps(&get(&live.lifetimes, b)?)
+                && ranges_overlap(
+                    ta.arena_offset,
+                    ta.byte_len(),
+                    tb.arena_offset,
+                    tb.byte_len(),
+                )
+            {
+                return Err(Error::BadPlan);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
+    match op {
+        Op::Conv2d(c) | Op::DepthwiseConv2d(c) => {
+            let (_, input) = activation_4d(g, c.input)?;
+            let (_, output) = activation_4d(g, c.output)?;
+            let filter = constant(g, c.filter, DType::Int8)?;
+            let [fo, kh, kw, fi] = dims4(&filter)?;
+            let depthwise = matches!(op, Op::DepthwiseConv2d(_));
+            let channels_ok = if depthwise {
+                fo == 1
+                    && input.channels.checked_mul(usize::from(c.depth_multiplier)) == Some(fi)
+                    && output.channels == fi
+            } else {
+                c.depth_multiplier == 0 && fi == input.channels && output.channels == fo
+            };
+            if !channels_ok {
+                return Err(Error::InconsistentShape);
+            }
+            let (_, oh, ow) = Window::new(
+                c.padding,
+                input,
+                kh,
+                kw,
+                usize::from(c.stride_h),
+                usize::from(c.stride_w),
+            )?;
+            if (oh, ow) != (output.height, output.width) {
+                return Err(Error::InconsistentShape);
+            }
+            check_bias_and_requant(g, c.bias, output.channels, c.multipliers.len())
+        }
+        Op::MaxPool(p) | Op::AvgPool(p) => {
+            let (tin, input) = activation_4d(g, p.input)?;
+            let (tout, output) = activation_4d(g, p.output)?;
+            same_quantization(&tin, &tout)?;
+            let (_, oh, ow) = Window::new(
+                p.padding,
+                input,
+                usize::from(p.kernel_h),
+                usize::from(p.kernel_w),
+                usize::from(p.stride_h),
+                usize::from(p.stride_w),
+            )?;
+            if output != Shape::new(oh, ow, input.channels) {
+                return Err(Error::InconsistentShape);
+            }
+            Ok(())
+        }
+        Op::FullyConnected(f) => {
+            let tin = activation(g, f.input)?;
+            let tout = activation(g, f.output)?;
+            let filter = constant(g, f.filter, DType::Int8)?;
+            let (outputs, inputs) = match *filter.dims.as_slice() {
+                [o, i] => (usize::from(o), usize::from(i)),
+                _ => return Err(Error::InconsistentShape),
+            };
+            if tin.dims.num_elements() != inputs
+                || tout.dims.num_elements() != outputs
+                || tout.dims.last() != outputs
+            {
+                return Err(Error::InconsistentShape);
+            }
+            check_bias_and_requant(g, f.bias, outputs, f.multipliers.len())
+        }
+        Op::Softmax(s) => {
+            let tin = activation(g, s.input)?;
+            let tout = activation(g, s.output)?;
+            if tin.dims != tout.dims {
+                return Err(Error::InconsistentShape);
+            }
+            // TFLite's int8 softmax always writes probabilities with scale 1/256, zero
+            // point -128; the kernel assumes it.
+            if tout.zero_point != -128 || tout.scale != 1.0 / 256.0 {
+                return Err(Error::BadQuantization);
+            }
+            Ok(())
+        }
+        Op::Reshape { input, output } => {
+            let tin = activation(g, *input)?;
+            let tout = activation(g, *output)?;
+            same_quantization(&tin, &tout)?;
+            if tin.dims.num_elements() != tout.dims.num_elements() {
+                return Err(Error::InconsistentShape);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn check_bias_and_requant<'a>(
+    g: &impl Graph<'a>,
+    bias: TensorId,
+    channels: usize,
+    requant_len: usize,
+) -> Result<(), Error> {
+    let bias = constant(g, bias, DType::Int32)?;
+    if bias.dims.rank() != 1 || bias.dims.num_elements() != channels {
+        return Err(Error::InconsistentShape);
+    }
+    if requant_len != channels {
+        return Err(Error::BadQuantization);
+    }
+    Ok(())
+}
+
+fn same_quantization(a: &Tensor<'_>, b: &Tensor<'_>) -> Result<(), Error> {
+    if a.zero_point != b.zero_point || a.scale != b.scale {
+        return Err(Error::BadQuantization);
+    }
+    Ok(())
+}
+
+fn activation<'a>(g: &impl Graph<'a>, id: TensorId) -> Result<Tensor<'a>, Error> {
+    let t = g.tensor(id)?;
+    if t.is_constant() || t.dtype != DType::Int8 {
+        return Err(Error::BadTensorIndex(id));
+    }
+    if !(-128..=127).contains(&t.zero_point) || t.scale <= 0.0 {
+        return Err(Error::BadQuantization);
+    }
+    Ok(t)
+}
+
+fn activation_4d<'a>(g: &impl Graph<'a>, id: TensorId) -> Result<(Tensor<'a>, Shape), Error> {
+    let t = activation(g, id)?;
+    if t.dims.rank() != 4 {
+        return Err(Error::InconsistentShape);
+    }
+    let shape = t.dims.activation_shape()?;
+    Ok((t, shape))
+}
+
+fn constant<'a>(g: &impl Graph<'a>, id: TensorId, dtype: DType) -> Result<Tensor<'a>, Error> {
+    let t = g.tensor(id)?;
+    if !t.is_constant() {
+        return Err(Error::BadTensorIndex(id));
+    }
+    if t.dtype != dtype {
+        return Err(Error::BadDataType);
+    }
+    Ok(t)
+}
+
+fn dims4(t: &Tensor<'_>) -> Result<[usize; 4], Error> {
+    match *t.dims.as_slice() {
+        [a, b, c, d] => Ok([a, b, c, d].map(usize::from)),
+        _ => Err(Error::InconsistentShape),
+    }
+}
+
+fn bit(id: TensorId) -> Result<u64, Error> {
+    bit_usize(usize::from(id))
+}
+
+fn bit_usize(i: usize) -> Result<u64, Error> {
+    u32::try_from(i)
+        .ok()
+        .and_then(|i| 1u64.checked_shl(i))
+        .filter(|_| i < MAX_TENSORS)
+        .ok_or(Error::BadTensorIndex(i.min(usize::from(u16::MAX)) as u16))
+}
+
+fn get<T: Copy>(a: &[T], i: usize) -> Result<T, Error> {
+    a.get(i).copied().ok_or(Error::CapacityExceeded)
+}
+
+fn set<T>(a: &mut [T], i: usize, v: T) -> Result<(), Error> {
+    *a.get_mut(i).ok_or(Error::CapacityExceeded)? = v;
+    Ok(())
+}
+
+fn extend_last(l: &mut [Lifetime], t: TensorId, step: u8) -> Result<(), Error> {
+    let slot = l.get_mut(usize::from(t)).ok_or(Error::CapacityExceeded)?;
+    slot.last = slot.last.max(step);
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Writing models: collect tensors and ops, plan the arena, lay out and encode the blob.
+//!
+//! `std`-free and allocation-free like the rest of the core, so tests, the host converter
+//! and even a device can produce models the same way.
+
+use super::bytes::put;
+use super::crc32::crc32;
+use super::validate::{check_graph, check_plan, Graph};
+use super::{
+    Op, Tensor, TensorId, ALIGN, CRC_LEN, HEADER_LEN, MAGIC, MAX_OPS, MAX_TENSORS, OP_RECORD_LEN,
+    TENSOR_RECORD_LEN, VERSION,
+};
+use crate::plan::plan;
+use crate::Error;
+
+/// Builds a model blob from tensors and ops.
+///
+/// ```
+/// # use fixnet::format::{Dims, ModelBuilder, Op, Tensor};
+/// let mut b = ModelBuilder::new();
+/// let x = b.add_tensor(Tensor::activation(Dims::new(&[1, 4])?, 0.1, 0))?;
+/// let y = b.add_tensor(Tensor::activation(Dims::new(&[4])?, 0.1, 0))?;
+/// b.add_op(Op::Reshape { input: x, output: y })?;
+/// b.set_io(x, y);
+/// let mut out = vec![0u8; b.encoded_len()?];
+/// let n = b.write(&mut out)?;
+/// # assert_eq!(n, out.len());
+/// # Ok::<(), fixnet::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ModelBuilder<'a> {
+    tensors: heapless::Vec<Tensor<'a>, MAX_TENSORS>,
+    ops: heapless::Vec<Op<'a>, MAX_OPS>,
+    input: TensorId,
+    output: TensorId,
+}
+
+/// Where each part of the blob goes.
+struct Layout {
+    data_start: usize,
+    tensor_data: [usize; MAX_TENSORS],
+    tensor_scales: [usize; MAX_TENSORS],
+    op_requant: [usize; MAX_OPS],
+    len: usize,
+}
+
+impl<'a> ModelBuilder<'a> {
+    /// An empty model.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a tensor and returns its index.
+    pub fn add_tensor(&mut self, tensor: Tensor<'a>) -> Result<TensorId, Error> {
+        let id = TensorId::try_from(self.tensors.len()).map_err(|_| Error::CapacityExceeded)?;
+        self.tensors
+            .push(tensor)
+            .map_err(|_| Error::CapacityExceeded)?;
+        Ok(id)
+    }
+
+    /// Appends an op; ops run in the order they are added.
+    pub fn add_op(&mut self, op: Op<'a>) -> Result<(), Error> {
+        self.ops.push(op).map_err(|_| Error::CapacityExceeded)
+    }
+
+    /// Names the model's input and output tensors.
+    pub fn set_io(&mut self, input: TensorId, output: TensorId) {
+        self.input = input;
+        self.output = output;
+    }
+
+    /// The tensors added so far (arena offsets are only meaningful after planning).
+    pub fn tensors(&self) -> &[Tensor<'a>] {
+        &self.tensors
+    }
+
+    /// The ops added so far.
+    pub fn ops(&self) -> &[Op<'a>] {
+        &self.ops
+    }
+
+    /// Checks the graph and plans the arena: returns the tensors with their arena offsets
+    /// and the arena size.
+    pub fn plan(&self) -> Result<(heapless::Vec<Tensor<'a>, MAX_TENSORS>, usize), Error> {
+        let live = check_graph(self)?;
+        let n = self.tensors.len();
+        let mut sizes = [0usize; MAX_TENSORS];
+        let mut owns = [false; MAX_TENSORS];
+        for (t, tensor) in self.tensors.iter().enumerate() {
+            sizes[t] = tensor.byte_len();
+            owns[t] = live.owns_buffer(t);
+        }
+        let mut offsets = [0usize; MAX_TENSORS];
+        let arena = plan(
+            &sizes[..n],
+            &live.lifetimes[..n],
+            &owns[..n],
+            &mut offsets[..n],
+        )?;
+        let mut planned = self.tensors.clone();
+        for (t, tensor) in planned.iter_mut().enumerate() {
+            if live.is_activation[t] {
+                tensor.arena_offset = offsets[usize::from(live.root[t])];
+            }
+        }
+        let view = Planned {
+            builder: self,
+            tensors: &planned,
+        };
+        check_plan(&view, &live, arena)?;
+        Ok((planned, arena))
+    }
+
+    fn layout(&self) -> Result<Layout, Error> {
+        let data_start =
+            HEADER_LEN + self.tensors.len() * TENSOR_RECORD_LEN + self.ops.len() * OP_RECORD_LEN;
+        let mut layout = Layout {
+            data_start,
+            tensor_data: [0; MAX_TENSORS],
+            tensor_scales: [0; MAX_TENSORS],
+            op_requant: [0; MAX_OPS],
+            len: 0,
+        };
+        let mut at = data_start;
+        let mut reserve = |bytes: usize| -> Result<usize, Error> {
+            let start = at;
+            at = start
+                .checked_add(bytes)
+                .and_then(|e| e.checked_add(ALIGN - 1))
+                .map(|e| e & !(ALIGN - 1))
+                .ok_or(Error::CapacityExceeded)?;
+            Ok(start)
+        };
+        for (t, tensor) in self.tensors.iter().enumerate() {
+            if !tensor.channel_scales.is_empty() {
+                layout.tensor_scales[t] = reserve(tensor.channel_scales.len() * 4)?;
+            }
+            if let Some(data) = tensor.data {
+                if data.len() != tensor.byte_len() {
+                    return Err(Error::ShapeMismatch);
+                }
+                layout.tensor_data[t] = reserve(data.len())?;
+            }
+        }
+        for (i, op) in self.ops.iter().enumerate() {
+            if let Some((m, s)) = op.requantization() {
+                if m.len() != s.len() {
+                    return Err(Error::BadQuantization);
+                }
+                layout.op_requant[i] = reserve(m.len() * 8)?;
+            }
+        }
+        layout.len = at.checked_add(CRC_LEN).ok_or(Error::CapacityExceeded)?;
+        Ok(layout)
+    }
+
+    /// Bytes the encoded model takes.
+    pub fn encoded_len(&self) -> Result<usize, Error> {
+        Ok(self.layout()?.len)
+    }
+
+    /// Encodes the model into `out` and returns its length. Fails without writing a valid
+    /// model if the graph is inconsistent or `out` is too small.
+    pub fn write(&self, out: &mut [u8]) -> Result<usize, Error> {
+        let (tensors, arena) = self.plan()?;
+        let layout = self.layout()?;
+        let len = layout.len;
+        let out = out
+            .get_mut(..len)
+            .ok_or(Error::BufferTooSmall { needed: len })?;
+        out.fill(0);
+
+        let u32_of = |v: usize| u32::try_from(v).map_err(|_| Error::CapacityExceeded);
+        put(out, 0, &MAGIC)?;
+        put(out, 4, &VERSION.to_le_bytes())?;
+        put(out, 6, &(HEADER_LEN as u16).to_le_bytes())?;
+        put(out, 8, &u32_of(len)?.to_le_bytes())?;
+        put(out, 12, &u32_of(arena)?.to_le_bytes())?;
+        put(out, 16, &(tensors.len() as u16).to_le_bytes())?;
+        put(out, 18, &(self.ops.len() as u16).to_le_bytes())?;
+        put(out, 20, &self.input.to_le_bytes())?;
+        put(out, 22, &self.output.to_le_bytes())?;
+        let op_table = HEADER_LEN + tensors.len() * TENSOR_RECORD_LEN;
+        put(out, 24, &u32_of(HEADER_LEN)?.to_le_bytes())?;
+        put(out, 28, &u32_of(op_table)?.to_le_bytes())?;
+        put(out, 32, &u32_of(layout.data_start)?.to_le_bytes())?;
+        put(
+            out,
+            36,
+            &u32_of(len - CRC_LEN - layout.data_start)?.to_le_bytes(),
+        )?;
+
+        for (t, tensor) in tensors.iter().enumerate() {
+            let record = tensor.encode(layout.tensor_data[t], layout.tensor_scales[t])?;
+            put(out, HEADER_LEN + t * TENSOR_RECORD_LEN, &record)?;
+            for (k, s) in tensor.channel_scales.iter().enumerate() {
+                put(out, layout.tensor_scales[t] + 4 * k, &s.to_le_bytes())?;
+            }
+            if let Some(data) = tensor.data {
+                put(out, layout.tensor_data[t], data)?;
+            }
+        }
+        for (i, op) in self.ops.iter().enumerate() {
+            let at = layout.op_requant[i];
+            put(out, op_table + i * OP_RECORD_LEN, &op.encode(at)?)?;
+            if let Some((m, s)) = op.requantization() {
+                for (k, v) in m.iter().chain(s.iter()).enumerate() {
+                    put(out, at + 4 * k, &v.to_le_bytes())?;
+                }
+            }
+        }
+        let crc = crc32(out.get(..len - CRC_LEN).ok_or(Error::Truncated)?);
+        put(out, len - CRC_LEN, &crc.to_le_bytes())?;
+        Ok(len)
+    }
+}
+
+impl<'a> Graph<'a> for ModelBuilder<'a> {
+    fn tensor_count(&self) -> usize {
+        self.tensors.len()
+    }
+    fn op_count(&self) -> usize {
+        self.ops.len()
+    }
+    fn tensor(&self, id: TensorId) -> Result<Tensor<'a>, Error> {
+        self.tensors
+            .get(usize::from(id))
+            .copied()
+            .ok_or(Error::BadTensorIndex(id))
+    }
+    fn op(&self, index: usize) -> Result<Op<'a>, Error> {
+        self.ops.get(index).copied().ok_or(Error::InvalidParameter)
+    }
+    fn input(&self) -> TensorId {
+        self.input
+    }
+    fn output(&self) -> TensorId {
+        self.output
+    }
+}
+
+/// The builder's graph with planned arena offsets, for checking the plan before writing.
+struct Planned<'b, 'a> {
+    builder: &'b ModelBuilder<'a>,
+    tensors: &'b [Tensor<'a>],
+}
+
+impl<'a> Graph<'a> for Planned<'_, 'a> {
+    fn tensor_count(&self) -> usize {
+        self.tensors.len()
+    }
+    fn op_count(&self) -> usize {
+        self.builder.ops.len()
+    }
+    fn tensor(&self, id: TensorId) -> Result<Tensor<'a>, Error> {
+        self.tensors
+            .get(usize::from(id))
+            .copied()
+            .ok_or(Error::BadTensorIndex(id))
+    }
+    fn op(&self, index: usize) -> Result<Op<'a>, Error> {
+        self.builder.op(index)
+    }
+    fn input(&self) -> TensorId {
+        self.builder.input
+    }
+    fn output(&self) -> TensorId {
+        self.builder.output
+    }
+}

@@ -1,0 +1,284 @@
+//! Runs a validated model in one caller-provided arena.
+
+use crate::format::{Model, Op, Tensor, TensorId};
+use crate::kernels::{self, Requantize};
+use crate::{Error, Window};
+
+/// Runs a [`Model`] with activations in a caller-provided arena.
+///
+/// The arena must hold at least [`Model::arena_size`] bytes; nothing else is allocated.
+pub struct Interpreter<'m, 'a> {
+    model: &'m Model<'m>,
+    arena: &'a mut [u8],
+}
+
+impl<'m, 'a> Interpreter<'m, 'a> {
+    /// An interpreter for `model` using `arena` for every activation.
+    pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+        let needed = model.arena_size();
+        if arena.len() < needed {
+            return Err(Error::ArenaTooSmall {
+                needed,
+                provided: arena.len(),
+            });
+        }
+        Ok(Interpreter { model, arena })
+    }
+
+    /// The model being run.
+    pub fn model(&self) -> &'m Model<'m> {
+        self.model
+    }
+
+    /// The input tensor's quantized values, to be filled before [`Interpreter::invoke`].
+    pub fn input_mut(&mut self) -> &mut [i8] {
+        let id = self.model.input_index();
+        self.tensor_data_mut(id).unwrap_or_default()
+    }
+
+    /// The input tensor's quantized values.
+    pub fn input(&self) -> &[i8] {
+        self.tensor_data(self.model.input_index())
+            .unwrap_or_default()
+    }
+
+    /// The output tensor's quantized values after [`Interpreter::invoke`].
+    pub fn output(&self) -> &[i8] {
+        self.tensor_data(self.model.output_index())
+            .unwrap_or_default()
+    }
+
+    /// The arena bytes of activation tensor `id` (valid after the op that writes it ran).
+    pub fn tensor_data(&self, id: TensorId) -> Result<&[i8], Error> {
+        let t = self.model.tensor(id)?;
+        let range = arena_range(&t)?;
+        let bytes = self.arena.get(range).ok_or(Error::BadPlan)?;
+        Ok(bytemuck::cast_slice(bytes))
+    }
+
+    fn tensor_data_mut(&mut self, id: TensorId) -> Result<&mut [i8], Error> {
+        let t = self.model.tensor(id)?;
+        let range = arena_range(&t)?;
+        let bytes = self.arena.get_mut(range).ok_or(Error::BadPlan)?;
+        Ok(bytemuck::cast_slice_mut(bytes))
+    }
+
+    /// Quantizes a grey image (one byte per pixel, 0 = background, 255 = ink, as MNIST)
+    /// into the input tensor: `x = pixel / 255`, `q = round(x / scale) + zero_point`.
+    ///
+    /// For the usual input quantization (scale 1/255, zero point −128) this is exactly
+    /// `pixel − 128`.
+    pub fn set_input_grey(&mut self, pixels: &[u8]) -> Result<(), Error> {
+        let t = self.model.input()?;
+        let (scale, zero_point) = (t.scale, t.zero_point);
+        let input = self.input_mut();
+        if input.len() != pixels.len() {
+            return Err(Error::ShapeMismatch);
+        }
+        quantize_grey(pixels, scale, zero_point, input);
+        Ok(())
+    }
+
+    /// Runs every op of the model on the current input.
+    pub fn invoke(&mut self) -> Result<(), Error> {
+        self.invoke_observed(|_, _| {})
+    }
+
+    /// Runs every op, calling `after_op(index, op)` after each one (for per-layer timing or
+    /// for looking at intermediate activations).
+    pub fn invoke_observed(
+        &mut self,
+        mut after_op: impl FnMut(usize, &Op<'m>),
+    ) -> Result<(), Error> {
+        let model = self.model;
+        for index in 0..model.op_count() {
+            let op = model.op(index)?;
+            self.run_op(&op)?;
+            after_op(index, &op);
+        }
+        Ok(())
+    }
+
+    /// Index and quantized score of the highest output (the first one on ties).
+    pub fn top1(&self) -> (usize, i8) {
+        top1(self.output())
+    }
+
+    /// Output `i` converted back to a real value with the output's scale and zero point.
+    pub fn output_real(&self, i: usize) -> Option<f32> {
+        let t = self.model.output().ok()?;
+        let q = *self.output().get(i)?;
+        Some((i32::from(q) - t.zero_point) as f32 * t.scale)
+    }
+
+    fn run_op(&mut self, op: &Op<'m>) -> Result<(), Error> {
+        let model = self.model;
+        let input_t = model.tensor(op.input())?;
+        let output_t = model.tensor(op.output())?;
+        if let Op::Reshape { .. } = op {
+            // The output aliases the input's bytes (checked at load): nothing to do.
+            return Ok(());
+        }
+        let (input, output) = split_io(self.arena, &input_t, &output_t)?;
+        match op {
+            Op::Conv2d(c) | Op::DepthwiseConv2d(c) => {
+                let filter_t = model.tensor(c.filter)?;
+                let filter = filter_t.data_i8()?;
+                let bias = model.tensor(c.bias)?.data_i32()?;
+                let in_shape = input_t.dims.activation_shape()?;
+                let out_shape = output_t.dims.activation_shape()?;
+                let (window, _, _) = Window::new(
+                    c.padding,
+                    in_shape,
+                    filter_t.dims.get(1),
+                    filter_t.dims.get(2),
+                    usize::from(c.stride_h),
+                    usize::from(c.stride_w),
+                )?;
+                let q = requantize(
+                    &input_t,
+                    &output_t,
+                    c.multipliers,
+                    c.shifts,
+                    c.act_min,
+                    c.act_max,
+                );
+                if let Op::Conv2d(_) = op {
+                    kernels::conv2d(
+                        input, in_shape, filter, bias, &window, &q, output, out_shape,
+                    )
+                } else {
+                    kernels::depthwise_conv2d(
+                        input,
+                        in_shape,
+                        filter,
+                        bias,
+                        &window,
+                        usize::from(c.depth_multiplier),
+                        &q,
+                        output,
+                        out_shape,
+                    )
+                }
+            }
+            Op::MaxPool(p) | Op::AvgPool(p) => {
+                let in_shape = input_t.dims.activation_shape()?;
+                let out_shape = output_t.dims.activation_shape()?;
+                let (window, _, _) = Window::new(
+                    p.padding,
+                    in_shape,
+                    usize::from(p.kernel_h),
+                    usize::from(p.kernel_w),
+                    usize::from(p.stride_h),
+                    usize::from(p.stride_w),
+                )?;
+                let pool = if let Op::MaxPool(_) = op {
+                    kernels::max_pool
+                } else {
+                    kernels::avg_pool
+                };
+                pool(
+                    input, in_shape, &window, p.act_min, p.act_max, output, out_shape,
+                )
+            }
+            Op::FullyConnected(f) => {
+                let filter = model.tensor(f.filter)?.data_i8()?;
+                let bias = model.tensor(f.bias)?.data_i32()?;
+                let q = requantize(
+                    &input_t,
+                    &output_t,
+                    f.multipliers,
+                    f.shifts,
+                    f.act_min,
+                    f.act_max,
+                );
+                kernels::fully_connected(input, filter, bias, &q, output)
+            }
+            Op::Softmax(s) => kernels::softmax(input, input_t.dims.last(), &s.params, output),
+            Op::Reshape { .. } => Ok(()),
+        }
+    }
+}
+
+fn requantize<'t>(
+    input: &Tensor<'_>,
+    output: &Tensor<'_>,
+    multipliers: &'t [i32],
+    shifts: &'t [i32],
+    act_min: i8,
+    act_max: i8,
+) -> Requantize<'t> {
+    Requantize {
+        input_offset: -input.zero_point,
+        output_offset: output.zero_point,
+        multipliers,
+        shifts,
+        act_min,
+        act_max,
+    }
+}
+
+fn arena_range(t: &Tensor<'_>) -> Result<core::ops::Range<usize>, Error> {
+    if t.is_constant() {
+        return Err(Error::BadTensorIndex(u16::MAX));
+    }
+    let end = t
+        .arena_offset
+        .checked_add(t.byte_len())
+        .ok_or(Error::BadPlan)?;
+    Ok(t.arena_offset..end)
+}
+
+/// The input's bytes and the output's bytes of one op, borrowed from the arena at once
+/// (they never overlap: the plan was checked at load).
+fn split_io<'x>(
+    arena: &'x mut [u8],
+    input: &Tensor<'_>,
+    output: &Tensor<'_>,
+) -> Result<(&'x [i8], &'x mut [i8]), Error> {
+    let i = arena_range(input)?;
+    let o = arena_range(output)?;
+    let (src, dst): (&[u8], &mut [u8]) = if i.end <= o.start {
+        let (lo, hi) = arena.split_at_mut(o.start.min(arena.len()));
+        (
+            lo.get(i).ok_or(Error::BadPlan)?,
+            hi.get_mut(..o.end - o.start).ok_or(Error::BadPlan)?,
+        )
+    } else if o.end <= i.start {
+        let (lo, hi) = arena.split_at_mut(i.start.min(arena.len()));
+        (
+            hi.get(..i.end - i.start).ok_or(Error::BadPlan)?,
+            lo.get_mut(o).ok_or(Error::BadPlan)?,
+        )
+    } else {
+        return Err(Error::BadPlan);
+    };
+    Ok((bytemuck::cast_slice(src), bytemuck::cast_slice_mut(dst)))
+}
+
+/// Quantizes grey pixels (`x = pixel / 255`) to int8 with the given scale and zero point,
+/// rounding half away from zero like TFLite.
+pub fn quantize_grey(pixels: &[u8], scale: f32, zero_point: i32, out: &mut [i8]) {
+    if scale == 1.0 / 255.0 && zero_point == -128 {
+        for (q, &p) in out.iter_mut().zip(pixels) {
+            *q = (i16::from(p) - 128) as i8;
+        }
+        return;
+    }
+    for (q, &p) in out.iter_mut().zip(pixels) {
+        let x = f32::from(p) / 255.0;
+        let v = libm::roundf(x / scale) as i32 + zero_point;
+        *q = v.clamp(-128, 127) as i8;
+    }
+}
+
+/// Index and value of the largest element (the first one on ties); `(0, i8::MIN)` when empty.
+pub fn top1(values: &[i8]) -> (usize, i8) {
+    let mut best = (0usize, i8::MIN);
+    for (i, &v) in values.iter().enumerate() {
+        if i == 0 || v > best.1 {
+            best = (i, v);
+        }
+    }
+    best
+}

@@ -1,0 +1,29 @@
+//! STUB (helper-2).
+use super::Requantize;
+use crate::{Error, Shape, Window};
+/// int8 depthwise convolution (stub).
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d(
+    input: &[i8],
+    input_shape: Shape,
+    filter: &[i8],
+    bias: &[i32],
+    window: &Window,
+    depth_multiplier: usize,
+    q: &Requantize,
+    output: &mut [i8],
+    output_shape: Shape,
+) -> Result<(), Error> {
+    let _ = (
+        input,
+        input_shape,
+        filter,
+        bias,
+        window,
+        depth_multiplier,
+        q,
+        output,
+        output_shape,
+    );
+    Err(Error::InvalidParameter)
+}

@@ -1,0 +1,2 @@
+//! `fixnet`: the host command-line tool.
+fn main() {}
