@@ -1,0 +1,264 @@
+//! The model format: writer → parser round trip, the stored memory plan, and rejection of
+//! every corruption and truncation with a typed error, never a panic.
+
+mod common;
+
+use common::{Aligned, SmallModelData};
+use fixnet::format::crc32::crc32;
+use fixnet::format::{Op, OpKind, HEADER_LEN, OP_RECORD_LEN, TENSOR_RECORD_LEN};
+use fixnet::{Error, Interpreter, Model};
+
+/// Recomputes the CRC trailer so that a deliberate edit reaches the structural checks.
+fn with_fresh_crc(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = bytes.len();
+    let crc = crc32(&bytes[..n - 4]);
+    bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+fn parse(bytes: &[u8]) -> Result<Model<'_>, Error> {
+    Model::from_bytes(bytes)
+}
+
+fn op_record(model_bytes: &[u8], op: usize) -> usize {
+    let tensors = u16::from_le_bytes([model_bytes[16], model_bytes[17]]) as usize;
+    HEADER_LEN + tensors * TENSOR_RECORD_LEN + op * OP_RECORD_LEN
+}
+
+#[test]
+fn round_trip_keeps_every_tensor_and_op() {
+    let data = SmallModelData::new();
+    let builder = data.builder();
+    let (planned, arena) = builder.plan().unwrap();
+    let buf = Aligned::new(&data.encode());
+    let model = parse(buf.bytes()).unwrap();
+
+    assert_eq!(model.tensor_count(), builder.tensors().len());
+    assert_eq!(model.op_count(), builder.ops().len());
+    assert_eq!(model.arena_size(), arena);
+    assert_eq!(model.len(), buf.bytes().len());
+    for (i, want) in planned.iter().enumerate() {
+        let got = model.tensor(i as u16).unwrap();
+        assert_eq!(got.dtype, want.dtype, "tensor {i}");
+        assert_eq!(got.dims, want.dims, "tensor {i}");
+        assert_eq!(got.zero_point, want.zero_point, "tensor {i}");
+        assert_eq!(got.scale.to_bits(), want.scale.to_bits(), "tensor {i}");
+        assert_eq!(got.channel_scales, want.channel_scales, "tensor {i}");
+        assert_eq!(got.data, want.data, "tensor {i}");
+        if !got.is_constant() {
+            assert_eq!(got.arena_offset, want.arena_offset, "tensor {i}");
+        }
+    }
+    let kinds: Vec<OpKind> = model.ops().map(|op| op.unwrap().kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            OpKind::Conv2d,
+            OpKind::MaxPool,
+            OpKind::Reshape,
+            OpKind::FullyConnected,
+            OpKind::Softmax
+        ]
+    );
+    for (i, want) in builder.ops().iter().enumerate() {
+        let got = model.op(i).unwrap();
+        assert_eq!(got.input(), want.input());
+        assert_eq!(got.output(), want.output());
+        assert_eq!(got.weights(), want.weights());
+        assert_eq!(got.requantization(), want.requantization());
+        if let (Op::Softmax(g), Op::Softmax(w)) = (got, want) {
+            assert_eq!(g.params, w.params);
+        }
+    }
+    // Writing the parsed model's bytes again is byte-identical (the format is canonical).
+    assert_eq!(data.encode(), buf.bytes());
+}
+
+#[test]
+fn plan_reuses_memory_and_aliases_the_reshape() {
+    let data = SmallModelData::new();
+    let buf = Aligned::new(&data.encode());
+    let model = parse(buf.bytes()).unwrap();
+    let activations: usize = (0..model.tensor_count() as u16)
+        .map(|i| model.tensor(i).unwrap())
+        .filter(|t| !t.is_constant())
+        .map(|t| t.byte_len())
+        .sum();
+    assert!(
+        model.arena_size() < activations,
+        "arena {} should be smaller than the sum of activations {activations}",
+        model.arena_size()
+    );
+    // The reshape's output uses the pool output's bytes.
+    let Op::Reshape { input, output } = model.op(2).unwrap() else {
+        panic!("op 2 is the reshape")
+    };
+    assert_eq!(
+        model.tensor(input).unwrap().arena_offset,
+        model.tensor(output).unwrap().arena_offset
+    );
+    // Peak: conv input (64) and conv output (144) live together; 208 rounded to 4.
+    assert_eq!(model.arena_size(), 208);
+}
+
+#[test]
+fn every_truncation_is_rejected() {
+    let bytes = SmallModelData::new().encode();
+    for len in 0..bytes.len() {
+        let buf = Aligned::new(&bytes[..len]);
+        assert_eq!(
+            parse(buf.bytes()).unwrap_err(),
+            Error::Truncated,
+            "length {len}"
+        );
+    }
+}
+
+#[test]
+fn every_single_byte_corruption_is_rejected() {
+    let bytes = SmallModelData::new().encode();
+    let mut checked = 0;
+    for at in 0..bytes.len() {
+        for flip in [0x01u8, 0x80, 0xFF] {
+            let mut bad = bytes.clone();
+            bad[at] ^= flip;
+            let buf = Aligned::new(&bad);
+            assert!(
+                parse(buf.bytes()).is_err(),
+                "byte {at} ^ {flip:#04x} accepted"
+            );
+            checked += 1;
+        }
+    }
+    println!("{checked} corruptions of {} bytes rejected", bytes.len());
+}
+
+/// With the CRC check skipped, corruptions reach the structural checks: each is either
+/// rejected with an error or yields a model that runs without panicking.
+#[test]
+fn corruption_past_the_crc_never_panics() {
+    let bytes = SmallModelData::new().encode();
+    let (mut rejected, mut accepted) = (0, 0);
+    for at in 0..bytes.len() - 4 {
+        for value in [0x00u8, 0x01, 0x7F, 0x80, 0xFF, bytes[at].wrapping_add(1)] {
+            let mut bad = bytes.clone();
+            bad[at] = value;
+            let buf = Aligned::new(&bad);
+            match Model::from_bytes_unchecked_crc(buf.bytes()) {
+                Err(_) => rejected += 1,
+                Ok(model) => {
+                    accepted += 1;
+                    let mut arena = vec![0u8; model.arena_size().min(1 << 20)];
+                    if let Ok(mut interp) = Interpreter::new(&model, &mut arena) {
+                        interp.input_mut().fill(7);
+                        let _ = interp.invoke();
+                        let _ = interp.top1();
+                    }
+                }
+            }
+        }
+    }
+    println!("structural checks: {rejected} rejected, {accepted} accepted and ran");
+    assert!(rejected > 0 && accepted > 0);
+}
+
+#[test]
+fn each_kind_of_damage_has_its_own_error() {
+    let good = SmallModelData::new().encode();
+    let check = |bytes: Vec<u8>, want: Error| {
+        let buf = Aligned::new(&bytes);
+        assert_eq!(parse(buf.bytes()).unwrap_err(), want);
+    };
+
+    let mut b = good.clone();
+    b[0] = b'X';
+    check(b, Error::BadMagic);
+
+    let mut b = good.clone();
+    b[4] = 2;
+    check(with_fresh_crc(b), Error::UnsupportedVersion(2));
+
+    let mut b = good.clone();
+    b[100] ^= 1;
+    let buf = Aligned::new(&b);
+    assert!(matches!(parse(buf.bytes()), Err(Error::CrcMismatch { .. })));
+
+    let mut b = good.clone();
+    b[6] = 40;
+    check(with_fresh_crc(b), Error::BadHeader);
+
+    let op0 = op_record(&good, 0);
+    let mut b = good.clone();
+    b[op0] = 99;
+    check(with_fresh_crc(b), Error::UnknownOp(99));
+
+    // Stride 0 is not a window.
+    let mut b = good.clone();
+    b[op0 + 12] = 0;
+    check(with_fresh_crc(b), Error::InvalidParameter);
+
+    // Conv output stored as 1×6×5×4 instead of 1×6×6×4 (with its byte length to match).
+    let t3 = HEADER_LEN + 3 * TENSOR_RECORD_LEN;
+    let mut b = good.clone();
+    b[t3 + 8..t3 + 10].copy_from_slice(&5u16.to_le_bytes());
+    b[t3 + 16..t3 + 20].copy_from_slice(&120u32.to_le_bytes());
+    check(with_fresh_crc(b), Error::InconsistentShape);
+
+    // Conv output moved onto the conv input while both are live.
+    let input_offset =
+        u32::from_le_bytes(good[HEADER_LEN + 12..HEADER_LEN + 16].try_into().unwrap());
+    let mut b = good.clone();
+    b[t3 + 12..t3 + 16].copy_from_slice(&input_offset.to_le_bytes());
+    check(with_fresh_crc(b), Error::BadPlan);
+
+    // Constant data pointing past the data section.
+    let t1 = HEADER_LEN + TENSOR_RECORD_LEN;
+    let mut b = good.clone();
+    b[t1 + 12..t1 + 16].copy_from_slice(&0x00FF_FF00u32.to_le_bytes());
+    check(with_fresh_crc(b), Error::OffsetOutOfRange);
+
+    // Data type 9.
+    let mut b = good.clone();
+    b[t1] = 9;
+    check(with_fresh_crc(b), Error::BadDataType);
+
+    // Pool reads the softmax output, which is only written later.
+    let op1 = op_record(&good, 1);
+    let mut b = good.clone();
+    b[op1 + 4..op1 + 6].copy_from_slice(&9u16.to_le_bytes());
+    let buf = Aligned::new(&with_fresh_crc(b));
+    assert!(matches!(
+        parse(buf.bytes()),
+        Err(Error::BadOpOrder | Error::InconsistentShape | Error::BadQuantization)
+    ));
+
+    // A filter index past the table.
+    let mut b = good.clone();
+    b[op0 + 8..op0 + 10].copy_from_slice(&60u16.to_le_bytes());
+    check(with_fresh_crc(b), Error::BadTensorIndex(60));
+
+    // Misaligned start.
+    let mut shifted = vec![0u8];
+    shifted.extend_from_slice(&good);
+    let buf = Aligned::new(&shifted);
+    assert_eq!(
+        Model::from_bytes(&buf.bytes()[1..]).unwrap_err(),
+        Error::Misaligned
+    );
+}
+
+#[test]
+fn interpreter_needs_the_planned_arena() {
+    let buf = Aligned::new(&SmallModelData::new().encode());
+    let model = parse(buf.bytes()).unwrap();
+    let mut small = vec![0u8; model.arena_size() - 1];
+    assert_eq!(
+        Interpreter::new(&model, &mut small).err(),
+        Some(Error::ArenaTooSmall {
+            needed: model.arena_size(),
+            provided: model.arena_size() - 1
+        })
+    );
+    let mut arena = vec![0u8; model.arena_size()];
+    assert!(Interpreter::new(&model, &mut arena).is_ok());
+}
