@@ -1,0 +1,5 @@
+//! Host-side tooling for fixnet: model import (`.tflite`), lowering to the fixnet format,
+//! and the pieces of the `fixnet` command-line tool.
+
+pub mod ir;
+pub mod lower;

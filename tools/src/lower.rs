@@ -1,0 +1,520 @@
+//! IR → fixnet model bytes.
+//!
+//! Everything TFLite's kernels compute in `Prepare` is computed here, with TFLite's exact
+//! arithmetic, so that the int8 kernels see the very multipliers, shifts and clamp ranges
+//! TFLite's reference kernels see:
+//!
+//! * convolution, depthwise convolution and per-channel fully connected, per output channel
+//!   (`PopulateConvolutionQuantizationParams`, `fully_connected.cc` per-channel path):
+//!   `QuantizeMultiplier((double)input_scale * (double)filter_scale[c] / (double)output_scale)`
+//!   — a per-tensor convolution broadcasts its one filter scale;
+//! * per-tensor fully connected (`GetQuantizedConvolutionMultipler`): the product of the two
+//!   scales is taken in *float*, then widened:
+//!   `QuantizeMultiplier((double)(input_scale * filter_scale) / (double)output_scale)`;
+//! * fused activations (`CalculateActivationRangeQuantized`): `zero_point +
+//!   (int32)round(f / scale)` in float for f = 0 and 6, intersected with [−128, 127];
+//! * softmax (`SoftmaxPrepare`, reference kernel): `PreprocessSoftmaxScaling(beta, scale, 5)`
+//!   and `diff_min = −CalculateInputRadius(5, left_shift)`.
+
+use crate::ir::{Activation, Conv, FullyConnected, Graph, Layer, Pool, TensorId, TensorInfo};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use fixnet::float::Activation as CoreActivation;
+use fixnet::format::{
+    ConvOp, Dims, FullyConnectedOp, Op, PoolOp, SoftmaxOp, Tensor, TensorId as CoreId,
+};
+use fixnet::kernels::SoftmaxParams;
+use fixnet::quant;
+use fixnet::ModelBuilder;
+
+/// TFLite's int8 softmax works on input differences with 5 integer bits
+/// (`kScaledDiffIntegerBits`).
+const SOFTMAX_INTEGER_BITS: i32 = 5;
+
+/// Requantization of one layer: one `(multiplier, shift)` per output channel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Requant {
+    /// Q31 significands.
+    pub multipliers: Vec<i32>,
+    /// Power-of-two exponents (positive = left).
+    pub shifts: Vec<i32>,
+}
+
+/// Per-channel multipliers of a convolution or depthwise convolution (TFLite's
+/// `PopulateConvolutionQuantizationParams`: double arithmetic, one filter scale broadcast
+/// when quantized per tensor).
+pub fn conv_requant(
+    input_scale: f32,
+    filter_scales: &[f32],
+    output_scale: f32,
+    channels: usize,
+) -> Requant {
+    let mut r = Requant::default();
+    for c in 0..channels {
+        let s = if filter_scales.len() == 1 {
+            filter_scales[0]
+        } else {
+            filter_scales[c]
+        };
+        let (m, shift) = quant::conv_multiplier(input_scale, s, output_scale);
+        r.multipliers.push(m);
+        r.shifts.push(shift);
+    }
+    r
+}
+
+/// Multipliers of a fully connected layer. TFLite takes the per-channel path (double
+/// arithmetic, as a convolution) only when there is more than one filter scale; with one
+/// scale it uses `GetQuantizedConvolutionMultipler`, whose scale product is a float.
+pub fn fully_connected_requant(
+    input_scale: f32,
+    filter_scales: &[f32],
+    output_scale: f32,
+    outputs: usize,
+) -> Requant {
+    if filter_scales.len() > 1 {
+        return conv_requant(input_scale, filter_scales, output_scale, outputs);
+    }
+    let s = filter_scales.first().copied().unwrap_or(0.0);
+    let (m, shift) = quant::fully_connected_per_tensor_multiplier(input_scale, s, output_scale);
+    Requant {
+        multipliers: vec![m; outputs],
+        shifts: vec![shift; outputs],
+    }
+}
+
+/// The int8 clamp range of a fused activation on an output with this quantization
+/// (TFLite's `CalculateActivationRangeQuantized`).
+pub fn activation_range(activation: Activation, output: &TensorInfo) -> Result<(i8, i8)> {
+    let a = match activation {
+        Activation::None => CoreActivation::None,
+        Activation::Relu => CoreActivation::Relu,
+        Activation::Relu6 => CoreActivation::Relu6,
+    };
+    let (lo, hi) = quant::activation_range_i8(a, output.scale, output.zero_point);
+    ensure!(
+        lo <= hi,
+        "fused {} on output scale {} zero point {} leaves no int8 value",
+        activation.name(),
+        output.scale,
+        output.zero_point
+    );
+    Ok((lo, hi))
+}
+
+/// Softmax parameters exactly as TFLite's reference `SoftmaxPrepare` derives them.
+pub fn softmax_params(beta: f32, input_scale: f32) -> Result<SoftmaxParams> {
+    let real = quant::softmax_real_multiplier(
+        f64::from(beta),
+        f64::from(input_scale),
+        SOFTMAX_INTEGER_BITS,
+    );
+    // TFLite's QuantizeMultiplierGreaterThanOne aborts on these; refuse them instead.
+    ensure!(
+        real > 1.0,
+        "softmax beta {beta} with input scale {input_scale} gives multiplier {real}, which TFLite requires to be above 1"
+    );
+    let (multiplier, left_shift) = quant::quantize_multiplier(real);
+    ensure!(
+        left_shift >= 0,
+        "softmax multiplier {real} has a negative shift"
+    );
+    // TFLite computes `-1.0 * CalculateInputRadius(..)` in double and stores it in an int.
+    let diff_min = -quant::calculate_input_radius(SOFTMAX_INTEGER_BITS, left_shift, 31);
+    Ok(SoftmaxParams {
+        input_multiplier: multiplier,
+        input_left_shift: left_shift,
+        diff_min,
+    })
+}
+
+/// What each layer needs to own so that the builder, which borrows, can point at it.
+#[derive(Default)]
+struct Owned {
+    requant: Requant,
+    act: (i8, i8),
+    filter_scales: Vec<f32>,
+    softmax: Option<SoftmaxParams>,
+}
+
+/// Lowers a graph to fixnet model bytes.
+pub fn lower(graph: &Graph) -> Result<Vec<u8>> {
+    graph.validate()?;
+    let owned = graph
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| {
+            prepare(graph, layer).with_context(|| format!("layer {i} ({})", layer.name()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    let mut b = ModelBuilder::new();
+    let mut ids: Vec<Option<CoreId>> = vec![None; graph.tensors.len()];
+    let mut activation = |b: &mut ModelBuilder<'_>, id: TensorId| -> Result<CoreId> {
+        if let Some(core) = ids[id] {
+            return Ok(core);
+        }
+        let t = graph.tensor(id)?;
+        let dims = dims(&t.shape).with_context(|| format!("tensor '{}'", t.name))?;
+        let core = b
+            .add_tensor(Tensor::activation(dims, t.scale, t.zero_point))
+            .map_err(|e| {
+                anyhow!(
+                    "{e} (fixnet supports at most {} tensors)",
+                    fixnet::format::MAX_TENSORS
+                )
+            })?;
+        ids[id] = Some(core);
+        Ok(core)
+    };
+    let input = activation(&mut b, graph.input)?;
+    for (i, (layer, own)) in graph.layers.iter().zip(&owned).enumerate() {
+        let ctx = || format!("layer {i} ({})", layer.name());
+        let x = activation(&mut b, layer.input()).with_context(ctx)?;
+        let y = activation(&mut b, layer.output()).with_context(ctx)?;
+        let op = match layer {
+            Layer::Conv2d(c) | Layer::DepthwiseConv2d(c) => {
+                let (filter, bias) = add_weights(
+                    &mut b,
+                    &c.filter.shape,
+                    &c.filter.data,
+                    &own.filter_scales,
+                    conv_axis(layer),
+                    &c.bias,
+                    graph.tensor(c.input)?.scale,
+                )
+                .with_context(ctx)?;
+                let conv = ConvOp {
+                    input: x,
+                    filter,
+                    bias,
+                    output: y,
+                    padding: c.padding,
+                    stride_h: small(c.stride_h, "stride").with_context(ctx)?,
+                    stride_w: small(c.stride_w, "stride").with_context(ctx)?,
+                    depth_multiplier: depth_multiplier(graph, layer, c).with_context(ctx)?,
+                    act_min: own.act.0,
+                    act_max: own.act.1,
+                    multipliers: &own.requant.multipliers,
+                    shifts: &own.requant.shifts,
+                };
+                if matches!(layer, Layer::Conv2d(_)) {
+                    Op::Conv2d(conv)
+                } else {
+                    Op::DepthwiseConv2d(conv)
+                }
+            }
+            Layer::MaxPool(p) | Layer::AvgPool(p) => {
+                let pool = pool_op(p, x, y, own.act).with_context(ctx)?;
+                if matches!(layer, Layer::MaxPool(_)) {
+                    Op::MaxPool(pool)
+                } else {
+                    Op::AvgPool(pool)
+                }
+            }
+            Layer::FullyConnected(f) => {
+                let (filter, bias) = add_weights(
+                    &mut b,
+                    &f.weights.shape,
+                    &f.weights.data,
+                    &own.filter_scales,
+                    0,
+                    &f.bias,
+                    graph.tensor(f.input)?.scale,
+                )
+                .with_context(ctx)?;
+                Op::FullyConnected(FullyConnectedOp {
+                    input: x,
+                    filter,
+                    bias,
+                    output: y,
+                    act_min: own.act.0,
+                    act_max: own.act.1,
+                    multipliers: &own.requant.multipliers,
+                    shifts: &own.requant.shifts,
+                })
+            }
+            Layer::Softmax { .. } => Op::Softmax(SoftmaxOp {
+                input: x,
+                output: y,
+                params: own.softmax.context("softmax parameters missing")?,
+            }),
+            Layer::Reshape { .. } => Op::Reshape {
+                input: x,
+                output: y,
+            },
+        };
+        b.add_op(op).map_err(|e| {
+            anyhow!(
+                "{}: {e} (fixnet supports at most {} ops)",
+                ctx(),
+                fixnet::format::MAX_OPS
+            )
+        })?;
+    }
+    let output = ids[graph.output].context("the model output is not written by any layer")?;
+    b.set_io(input, output);
+    let len = b
+        .encoded_len()
+        .map_err(|e| anyhow!("laying out the model: {e}"))?;
+    let mut out = vec![0u8; len];
+    let n = b
+        .write(&mut out)
+        .map_err(|e| anyhow!("writing the model: {e}"))?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// Computes what TFLite's Prepare would for one layer.
+fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
+    let input = graph.tensor(layer.input())?;
+    let output = graph.tensor(layer.output())?;
+    Ok(match layer {
+        Layer::Conv2d(Conv {
+            filter, activation, ..
+        })
+        | Layer::DepthwiseConv2d(Conv {
+            filter, activation, ..
+        }) => {
+            let channels = output.shape.last().copied().unwrap_or(0);
+            Owned {
+                requant: conv_requant(input.scale, &filter.scales, output.scale, channels),
+                act: activation_range(*activation, output)?,
+                filter_scales: broadcast(&filter.scales, channels),
+                softmax: None,
+            }
+        }
+        Layer::MaxPool(Pool { activation, .. }) | Layer::AvgPool(Pool { activation, .. }) => {
+            Owned {
+                act: activation_range(*activation, output)?,
+                ..Owned::default()
+            }
+        }
+        Layer::FullyConnected(FullyConnected {
+            weights,
+            activation,
+            ..
+        }) => {
+            let outputs = weights.shape.first().copied().unwrap_or(0);
+            Owned {
+                requant: fully_connected_requant(
+                    input.scale,
+                    &weights.scales,
+                    output.scale,
+                    outputs,
+                ),
+                act: activation_range(*activation, output)?,
+                filter_scales: broadcast(&weights.scales, outputs),
+                softmax: None,
+            }
+        }
+        Layer::Softmax { beta, .. } => Owned {
+            softmax: Some(softmax_params(*beta, input.scale)?),
+            ..Owned::default()
+        },
+        Layer::Reshape { .. } => Owned::default(),
+    })
+}
+
+/// The fixnet format stores either per-channel scales (as many as channels) or none; a
+/// per-tensor scale is kept per channel so `inspect` and dequantization stay exact.
+fn broadcast(scales: &[f32], channels: usize) -> Vec<f32> {
+    if scales.len() == 1 {
+        vec![scales[0]; channels]
+    } else {
+        scales.to_vec()
+    }
+}
+
+/// Axis of a filter's per-channel scales: output channels, first for OHWI, last for the
+/// depthwise `[1, KH, KW, C·M]`.
+fn conv_axis(layer: &Layer) -> u8 {
+    if matches!(layer, Layer::DepthwiseConv2d(_)) {
+        3
+    } else {
+        0
+    }
+}
+
+fn add_weights<'a>(
+    b: &mut ModelBuilder<'a>,
+    shape: &[usize],
+    data: &'a [i8],
+    scales: &'a [f32],
+    axis: u8,
+    bias: &'a [i32],
+    input_scale: f32,
+) -> Result<(CoreId, CoreId)> {
+    let filter = b
+        .add_tensor(Tensor::weights(dims(shape)?, data, scales, axis))
+        .map_err(|e| anyhow!("adding weights: {e}"))?;
+    // The bias scale is informational in fixnet (the kernels use the multipliers); record
+    // the first channel's, as TFLite's bias tensors carry input_scale · filter_scale.
+    let bias_scale = input_scale * scales.first().copied().unwrap_or(0.0);
+    let bias = b
+        .add_tensor(Tensor::bias(dims(&[bias.len()])?, bias, bias_scale))
+        .map_err(|e| anyhow!("adding bias: {e}"))?;
+    Ok((filter, bias))
+}
+
+fn depth_multiplier(graph: &Graph, layer: &Layer, c: &Conv) -> Result<u16> {
+    if !matches!(layer, Layer::DepthwiseConv2d(_)) {
+        return Ok(0);
+    }
+    let (_, _, ch) = graph
+        .tensor(c.input)?
+        .hwc()
+        .context("depthwise input is not [1, H, W, C]")?;
+    let m = c.filter.shape.last().copied().unwrap_or(0) / ch.max(1);
+    u16::try_from(m)
+        .ok()
+        .filter(|&m| m > 0)
+        .with_context(|| format!("depth multiplier {m} is not supported"))
+}
+
+fn pool_op(p: &Pool, input: CoreId, output: CoreId, act: (i8, i8)) -> Result<PoolOp> {
+    Ok(PoolOp {
+        input,
+        output,
+        padding: p.padding,
+        kernel_h: small(p.filter_h, "window size")?,
+        kernel_w: small(p.filter_w, "window size")?,
+        stride_h: small(p.stride_h, "stride")?,
+        stride_w: small(p.stride_w, "stride")?,
+        act_min: act.0,
+        act_max: act.1,
+    })
+}
+
+fn small(v: usize, what: &str) -> Result<u8> {
+    match u8::try_from(v) {
+        Ok(x) if x > 0 => Ok(x),
+        _ => bail!("{what} {v} is not supported (1 to 255)"),
+    }
+}
+
+fn dims(shape: &[usize]) -> Result<Dims> {
+    Dims::new(shape).map_err(|_| {
+        anyhow!("shape {shape:?} is not supported (rank 1 to 4, each dimension 1 to 65535)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TFLite's `QuantizeMultiplier`, written independently of the core: frexp, then
+    /// round-half-away of q·2³¹, renormalised when it reaches 2³¹, flushed below 2⁻³¹.
+    fn tflite_quantize_multiplier(d: f64) -> (i32, i32) {
+        if d == 0.0 {
+            return (0, 0);
+        }
+        let mut shift = d.abs().log2().floor() as i32 + 1;
+        let mut q = d / 2f64.powi(shift);
+        // log2 can be off by one at exact powers of two; normalise into [0.5, 1).
+        while q.abs() >= 1.0 {
+            q /= 2.0;
+            shift += 1;
+        }
+        while q.abs() < 0.5 {
+            q *= 2.0;
+            shift -= 1;
+        }
+        let mut fixed = (q * 2147483648.0).round() as i64;
+        if fixed == 1 << 31 {
+            fixed /= 2;
+            shift += 1;
+        }
+        if shift < -31 {
+            return (0, 0);
+        }
+        (fixed as i32, shift)
+    }
+
+    #[test]
+    fn conv_multipliers_use_double_products() {
+        let (i, o) = (0.003921568859368563f32, 0.004495801869779825f32);
+        let scales = [0.001264626276679337f32, 0.002617866965010762];
+        let r = conv_requant(i, &scales, o, 2);
+        for (c, s) in scales.iter().enumerate() {
+            let want = tflite_quantize_multiplier(f64::from(i) * f64::from(*s) / f64::from(o));
+            assert_eq!((r.multipliers[c], r.shifts[c]), want);
+        }
+        // One scale is broadcast to every channel.
+        let r = conv_requant(i, &scales[..1], o, 3);
+        assert_eq!(r.multipliers.len(), 3);
+        assert!(r.multipliers.iter().all(|&m| m == r.multipliers[0]));
+    }
+
+    #[test]
+    fn per_tensor_fully_connected_multiplies_scales_in_float() {
+        // Search for scales where the float and double products quantize differently, and
+        // check that the per-tensor path follows the float one.
+        let mut differing = 0;
+        for k in 1..2000u32 {
+            let i = 0.0039215689f32 * (1.0 + k as f32 * 1e-4);
+            let w = 0.0012646263f32 * (1.0 + k as f32 * 7e-5);
+            let o = 0.0143225817f32;
+            let float_path = tflite_quantize_multiplier(f64::from(i * w) / f64::from(o));
+            let double_path =
+                tflite_quantize_multiplier(f64::from(i) * f64::from(w) / f64::from(o));
+            let r = fully_connected_requant(i, &[w], o, 4);
+            assert_eq!((r.multipliers[3], r.shifts[3]), float_path);
+            let pc = fully_connected_requant(i, &[w, w], o, 2);
+            assert_eq!((pc.multipliers[1], pc.shifts[1]), double_path);
+            differing += usize::from(float_path != double_path);
+        }
+        assert!(
+            differing > 0,
+            "no case distinguishes float from double products"
+        );
+    }
+
+    #[test]
+    fn activation_ranges_follow_tflite() {
+        let t = |scale: f32, zero_point: i32| TensorInfo {
+            name: "t".into(),
+            shape: vec![1],
+            scale,
+            zero_point,
+        };
+        // zero_point + (int)round(f / scale), float division, clamped to int8.
+        assert_eq!(
+            activation_range(Activation::None, &t(0.1, 3)).unwrap(),
+            (-128, 127)
+        );
+        assert_eq!(
+            activation_range(Activation::Relu, &t(0.1, -128)).unwrap(),
+            (-128, 127)
+        );
+        assert_eq!(
+            activation_range(Activation::Relu, &t(0.1, 5)).unwrap(),
+            (5, 127)
+        );
+        let s = 6.0f32 / 255.0;
+        let hi = -128 + (6.0f32 / s).round() as i32;
+        assert_eq!(
+            activation_range(Activation::Relu6, &t(s, -128)).unwrap(),
+            (-128, hi.min(127) as i8)
+        );
+        assert_eq!(
+            activation_range(Activation::Relu6, &t(0.01, 0)).unwrap(),
+            (0, 127)
+        );
+        assert_eq!(
+            activation_range(Activation::Relu6, &t(0.1, -100)).unwrap(),
+            (-100, -40)
+        );
+    }
+
+    #[test]
+    fn softmax_params_match_tflite_prepare() {
+        let p = softmax_params(1.0, 0.1).unwrap();
+        // beta · scale · 2^(31-5) = 0.1 · 2^26
+        let want = tflite_quantize_multiplier(f64::from(0.1f32) * 2f64.powi(26));
+        assert_eq!((p.input_multiplier, p.input_left_shift), want);
+        let radius = ((2f64.powi(5) - 1.0) * 2f64.powi(31 - 5) / 2f64.powi(want.1)).floor();
+        assert_eq!(p.diff_min, -(radius as i32));
+        assert!(softmax_params(1.0, 1e-12).is_err());
+    }
+}
