@@ -41,7 +41,11 @@ pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
     }
     if exponent > 31 {
         // |x| ≤ 2^31 ≤ 2^(exponent−1): only i32::MIN / 2^32 = −0.5 does not round to 0.
-        return if exponent == 32 && x == i32::MIN { -1 } else { 0 };
+        return if exponent == 32 && x == i32::MIN {
+            -1
+        } else {
+            0
+        };
     }
     let mask = ((1i64 << exponent) - 1) as i32;
     let remainder = x & mask;
@@ -207,6 +211,18 @@ pub fn fully_connected_per_tensor_multiplier(
     quantize_multiplier(f64::from(input_scale * filter_scale) / f64::from(output_scale))
 }
 
+/// The effective scale of a fully connected output channel as current LiteRT's reference
+/// kernel computes it at every invocation, for per-channel and per-tensor filters alike:
+/// `(double)input_scale * (double)filter_scale / (double)output_scale`. Used by
+/// [`fully_connected_float_requant`](crate::kernels::fully_connected_float_requant).
+pub fn fully_connected_effective_scale(
+    input_scale: f32,
+    filter_scale: f32,
+    output_scale: f32,
+) -> f64 {
+    f64::from(input_scale) * f64::from(filter_scale) / f64::from(output_scale)
+}
+
 /// The int8 clamp range of a fused activation, TFLite's `CalculateActivationRangeQuantized`:
 /// the bounds `0` and `6` are quantized as `zero_point + (int)round(f / scale)` in `f32` and
 /// intersected with `[−128, 127]`. Returns `(act_min, act_max)`.
@@ -242,7 +258,11 @@ mod tests {
             let d = f64::from(1 << exponent);
             for x in -300..=300 {
                 let want = libm::round(f64::from(x) / d) as i32;
-                assert_eq!(rounding_divide_by_pot(x, exponent), want, "{x} >> {exponent}");
+                assert_eq!(
+                    rounding_divide_by_pot(x, exponent),
+                    want,
+                    "{x} >> {exponent}"
+                );
             }
         }
     }

@@ -1,7 +1,31 @@
-//! STUB (helper-2).
-use super::Requantize;
+//! int8 fully connected layers.
+//!
+//! Two requantizations exist upstream and both are provided:
+//!
+//! * [`fully_connected`]: the Q31-multiplier kernel, TFLite's
+//!   `reference_integer_ops::FullyConnectedPerChannel` / `FullyConnected` with
+//!   `MultiplyByQuantizedMultiplier`. TFLite Micro's reference kernel and LiteRT's optimized
+//!   kernels compute this.
+//! * [`fully_connected_float_requant`]: current LiteRT's *reference* kernel (what the
+//!   `BUILTIN_REF` op resolver runs, e.g. in TensorFlow 2.21), which passes the float scales
+//!   to `reference_integer_ops::FullyConnected[PerChannel]` and rescales each accumulator as
+//!   `round((double)acc · effective_scale)`. It differs from the first in about one output
+//!   in a hundred, by one step, where the exact value is near a rounding boundary.
+
+use super::{check_bias, FloatRequantize, Requantize};
 use crate::Error;
-/// int8 fully connected (stub).
+
+/// int8 fully connected layer for one input vector.
+///
+/// * `input`: the `n` input features; `output`: the `m` outputs.
+/// * `filter`: `m × n`, row `o` holding the weights of output `o`.
+/// * `bias`: empty, or `m` values.
+/// * `q`: `m` multipliers and shifts (repeat the same value for a per-tensor filter).
+///
+/// `output[o] = requantize(Σ filter[o][i] · (input[i] + input_offset) + bias[o])`.
+///
+/// Errors: [`Error::ShapeMismatch`] when a length disagrees, [`Error::InvalidParameter`] when
+/// `act_min > act_max`.
 pub fn fully_connected(
     input: &[i8],
     filter: &[i8],
@@ -9,6 +33,70 @@ pub fn fully_connected(
     q: &Requantize,
     output: &mut [i8],
 ) -> Result<(), Error> {
-    let _ = (input, filter, bias, q, output);
-    Err(Error::InvalidParameter)
+    let n_in = input.len();
+    let n_out = output.len();
+    if n_out.checked_mul(n_in) != Some(filter.len()) {
+        return Err(Error::ShapeMismatch);
+    }
+    check_bias(bias, n_out)?;
+    q.check(n_out)?;
+    for (o, out) in output.iter_mut().enumerate() {
+        let row = &filter[o * n_in..][..n_in];
+        let mut acc: i32 = 0;
+        for (&x, &w) in input.iter().zip(row) {
+            let x = i32::from(x).wrapping_add(q.input_offset);
+            acc = acc.wrapping_add(i32::from(w).wrapping_mul(x));
+        }
+        if let Some(&b) = bias.get(o) {
+            acc = acc.wrapping_add(b);
+        }
+        *out = q.apply(acc, q.multipliers[o], q.shifts[o]);
+    }
+    Ok(())
+}
+
+/// int8 fully connected layer rescaled in `f64`, bit-exact with current LiteRT's reference
+/// kernel (`BUILTIN_REF`): `output[o] = clamp((int32)round((double)acc · scales[o]) +
+/// output_offset)` with `acc = Σ filter[o][i] · (input[i] + input_offset) + bias[o]`.
+///
+/// IEEE-754 multiplication and `round` are exact operations, so this gives the same bits on
+/// every target; without a double-precision FPU it costs one soft-float multiply per output,
+/// not per weight. Layouts and errors as [`fully_connected`], with `q.scales` holding one
+/// scale per output.
+pub fn fully_connected_float_requant(
+    input: &[i8],
+    filter: &[i8],
+    bias: &[i32],
+    q: &FloatRequantize,
+    output: &mut [i8],
+) -> Result<(), Error> {
+    let n_in = input.len();
+    let n_out = output.len();
+    if n_out.checked_mul(n_in) != Some(filter.len()) {
+        return Err(Error::ShapeMismatch);
+    }
+    check_bias(bias, n_out)?;
+    if q.act_min > q.act_max {
+        return Err(Error::InvalidParameter);
+    }
+    if q.scales.len() != n_out {
+        return Err(Error::ShapeMismatch);
+    }
+    for (o, out) in output.iter_mut().enumerate() {
+        let row = &filter[o * n_in..][..n_in];
+        let mut acc: i32 = 0;
+        for (&x, &w) in input.iter().zip(row) {
+            let x = i32::from(x).wrapping_add(q.input_offset);
+            acc = acc.wrapping_add(i32::from(w).wrapping_mul(x));
+        }
+        if let Some(&b) = bias.get(o) {
+            acc = acc.wrapping_add(b);
+        }
+        // `as` saturates (and maps NaN to 0) where the C++ cast is undefined.
+        let scaled = libm::round(f64::from(acc) * q.scales[o]) as i32;
+        *out = scaled
+            .wrapping_add(q.output_offset)
+            .clamp(i32::from(q.act_min), i32::from(q.act_max)) as i8;
+    }
+    Ok(())
 }

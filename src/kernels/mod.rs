@@ -4,6 +4,10 @@
 //! and returns [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) instead of reading out of
 //! bounds. Layouts are TFLite's: activations NHWC (batch 1), convolution filters OHWI,
 //! depthwise filters `1 × KH × KW × C·M`, fully connected weights `[outputs][inputs]`.
+//!
+//! A bias slice is either empty (the layer has no bias) or holds one `i32` per output channel.
+//! Accumulators are `i32` and wrap on overflow, as TFLite's do in practice; the reference
+//! models never get near that (TFLite assumes fewer than 2^16 taps per output).
 
 pub mod conv2d;
 pub mod depthwise_conv2d;
@@ -14,7 +18,7 @@ pub mod softmax;
 
 pub use conv2d::conv2d;
 pub use depthwise_conv2d::depthwise_conv2d;
-pub use fully_connected::fully_connected;
+pub use fully_connected::{fully_connected, fully_connected_float_requant};
 pub use pooling::{avg_pool, max_pool};
 pub use softmax::{softmax, SoftmaxParams};
 
@@ -36,4 +40,97 @@ pub struct Requantize<'a> {
     pub act_min: i8,
     /// Upper clamp of the fused activation, in the output's quantized domain.
     pub act_max: i8,
+}
+
+/// How an int32 accumulator becomes an int8 output in current LiteRT's *reference* fully
+/// connected kernel, which rescales in `f64` instead of with a Q31 multiplier.
+///
+/// `output = clamp((int32)round((double)acc · scales[c]) + output_offset, act_min, act_max)`,
+/// `round` going half away from zero. See
+/// [`fully_connected_float_requant`].
+#[derive(Clone, Copy, Debug)]
+pub struct FloatRequantize<'a> {
+    /// Added to every input value: minus the input zero point.
+    pub input_offset: i32,
+    /// Added after rescaling: the output zero point.
+    pub output_offset: i32,
+    /// Effective scales, one per output channel:
+    /// [`fully_connected_effective_scale`](crate::quant::fully_connected_effective_scale).
+    pub scales: &'a [f64],
+    /// Lower clamp of the fused activation, in the output's quantized domain.
+    pub act_min: i8,
+    /// Upper clamp of the fused activation, in the output's quantized domain.
+    pub act_max: i8,
+}
+
+/// The taps of a sliding window that fall inside the input along one axis.
+///
+/// For output position `out` of a window of `kernel` taps moved by `stride` over `input`
+/// elements with `pad` elements of padding before the first, returns `(first_tap, end_tap,
+/// first_input)`: taps `first_tap..end_tap` read inputs `first_input..` in order, every other
+/// tap falls in the padding. An empty range is `(0, 0, 0)`. Saturating arithmetic keeps
+/// absurd strides or paddings from overflowing (they simply give empty ranges).
+#[inline]
+pub(crate) fn window_taps(
+    out: usize,
+    stride: usize,
+    pad: usize,
+    kernel: usize,
+    input: usize,
+) -> (usize, usize, usize) {
+    let origin = out.saturating_mul(stride);
+    if origin >= pad {
+        let first_input = origin - pad;
+        if first_input >= input {
+            return (0, 0, 0);
+        }
+        (0, kernel.min(input - first_input), first_input)
+    } else {
+        let skipped = pad - origin;
+        let end = kernel.min(skipped.saturating_add(input));
+        if skipped >= end {
+            return (0, 0, 0);
+        }
+        (skipped, end, 0)
+    }
+}
+
+/// Rejects a window with a zero kernel size or stride.
+pub(crate) fn check_window(window: &crate::Window) -> Result<(), crate::Error> {
+    if window.kernel_h == 0 || window.kernel_w == 0 || window.stride_h == 0 || window.stride_w == 0
+    {
+        return Err(crate::Error::InvalidParameter);
+    }
+    Ok(())
+}
+
+/// Checks that `bias` is empty (no bias) or holds one value per output channel.
+pub(crate) fn check_bias<T>(bias: &[T], channels: usize) -> Result<(), crate::Error> {
+    if bias.is_empty() || bias.len() == channels {
+        Ok(())
+    } else {
+        Err(crate::Error::ShapeMismatch)
+    }
+}
+
+impl Requantize<'_> {
+    /// Checks the per-channel slices against `channels` and the clamp range.
+    pub(crate) fn check(&self, channels: usize) -> Result<(), crate::Error> {
+        if self.act_min > self.act_max {
+            return Err(crate::Error::InvalidParameter);
+        }
+        if self.multipliers.len() != channels || self.shifts.len() != channels {
+            return Err(crate::Error::ShapeMismatch);
+        }
+        Ok(())
+    }
+
+    /// Rescales an accumulator with one channel's multiplier and shift, adds the output zero
+    /// point (wrapping, like TFLite's `int32` addition) and clamps to the activation range.
+    #[inline]
+    pub(crate) fn apply(&self, acc: i32, multiplier: i32, shift: i32) -> i8 {
+        let scaled = crate::quant::multiply_by_quantized_multiplier(acc, multiplier, shift);
+        let shifted = scaled.wrapping_add(self.output_offset);
+        shifted.clamp(i32::from(self.act_min), i32::from(self.act_max)) as i8
+    }
 }
