@@ -286,10 +286,32 @@ impl Graph {
         }
         self.tensor(self.input).context("model input")?;
         self.tensor(self.output).context("model output")?;
+        // fixnet runs a chain of single-input ops: every layer reads what an earlier one
+        // (or the model input) wrote, and writes a tensor nothing else writes.
+        let mut written = vec![false; self.tensors.len()];
+        written[self.input] = true;
         for (i, layer) in self.layers.iter().enumerate() {
-            self.validate_layer(layer)
-                .with_context(|| format!("layer {i} ({})", layer.name()))?;
+            let ctx = || format!("layer {i} ({})", layer.name());
+            self.validate_layer(layer).with_context(ctx)?;
+            ensure!(
+                written[layer.input()],
+                "{}: reads tensor '{}' before anything writes it",
+                ctx(),
+                self.tensors[layer.input()].name
+            );
+            ensure!(
+                !written[layer.output()],
+                "{}: writes tensor '{}' a second time",
+                ctx(),
+                self.tensors[layer.output()].name
+            );
+            written[layer.output()] = true;
         }
+        ensure!(
+            self.output != self.input && written[self.output],
+            "no layer writes the model output '{}'",
+            self.tensors[self.output].name
+        );
         Ok(())
     }
 
