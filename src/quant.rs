@@ -199,10 +199,14 @@ pub fn conv_multiplier(input_scale: f32, filter_scale: f32, output_scale: f32) -
     quantize_multiplier(f64::from(input_scale) * f64::from(filter_scale) / f64::from(output_scale))
 }
 
-/// The effective multiplier of a *per-tensor* fully connected layer, exactly as TFLite's
-/// `GetQuantizedConvolutionMultipler` computes it: the product of the input and filter scales
-/// is taken in `f32`, then divided in `f64`:
+/// The effective multiplier of a *per-tensor* fully connected layer for the Q31 kernel
+/// ([`fully_connected`](crate::kernels::fully_connected())), exactly as TFLite's Prepare
+/// (`GetQuantizedConvolutionMultipler`, also in TFLite Micro) computes it: the product of the
+/// input and filter scales is taken in `f32`, then divided in `f64`:
 /// `QuantizeMultiplier((double)(input_scale * filter_scale) / (double)output_scale)`.
+///
+/// Current LiteRT's reference kernel ignores this multiplier and rescales in `f64` instead;
+/// see [`fully_connected_effective_scale`].
 pub fn fully_connected_per_tensor_multiplier(
     input_scale: f32,
     filter_scale: f32,

@@ -165,6 +165,36 @@ fn fully_connected_float_requant_rounds_once() {
 }
 
 #[test]
+fn fully_connected_litert_reference_regression() {
+    // An output channel of a Dense layer converted by TensorFlow 2.21, whose LiteRT
+    // BUILTIN_REF output was 122: scales in 0.022851918, filter 0.004509904,
+    // out 0.011845565 (zero point −128), accumulator 28792 (here all bias).
+    // Exactly: 28792 · 0.0087003… = 250.49899 → 250 → 122. The Q31 path first rounds
+    // 28792 · m / 2^31 = 16031.94 to 16032, then 16032 / 64 = 250.5 → 251 → 123.
+    let (in_s, f_s, out_s) = (0.022_851_918_f32, 0.004_509_904_f32, 0.011_845_565_f32);
+    let scale = [fixnet::quant::fully_connected_effective_scale(
+        in_s, f_s, out_s,
+    )];
+    let fq = kernels::FloatRequantize {
+        input_offset: 0,
+        output_offset: -128,
+        scales: &scale,
+        act_min: -128,
+        act_max: 127,
+    };
+    let mut out = [0i8; 1];
+    kernels::fully_connected_float_requant(&[0], &[0], &[28792], &fq, &mut out).unwrap();
+    assert_eq!(out, [122]);
+
+    let (m, s) = conv_multiplier(in_s, f_s, out_s);
+    assert_eq!((m, s), (1_195_759_921, -6));
+    let (m, s) = ([m], [s]);
+    let q = requant(0, -128, &m, &s, FULL);
+    kernels::fully_connected(&[0], &[0], &[28792], &q, &mut out).unwrap();
+    assert_eq!(out, [123]);
+}
+
+#[test]
 fn fully_connected_rejects_bad_lengths() {
     let m = [ONE.0; 2];
     let s = [ONE.1; 2];
@@ -636,6 +666,13 @@ fn softmax_worked_examples() {
     // Rows are independent: two rows of depth 2.
     kernels::softmax(&[3, 3, 100, -100], 2, &p, &mut out).unwrap();
     assert_eq!(out, [0, 0, 127, -128]);
+    // 511 equal values: 256/511 = 0.501 → 1 → −127. (At 512 TFLite aborts: its final shift
+    // would exceed 31; here 256/512 = 0.5 comes out as 0 → −128, one step below.)
+    let mut wide = vec![0i8; 512];
+    kernels::softmax(&[9; 511], 511, &p, &mut wide[..511]).unwrap();
+    assert!(wide[..511].iter().all(|&y| y == -127));
+    kernels::softmax(&[9; 512], 512, &p, &mut wide).unwrap();
+    assert!(wide.iter().all(|&y| y == -128));
     // Difference −1 (real −0.5): e^0 / (1 + e^−0.5) = 0.6225 → 159.4 → 159 − 128 = 31;
     // e^−0.5 / (1 + e^−0.5) = 0.3775 → 96.6 → 97 − 128 = −31.
     kernels::softmax(&[10, 9], 2, &p, &mut out[..2]).unwrap();

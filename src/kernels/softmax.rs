@@ -114,8 +114,8 @@ fn softmax_row(input: &[i8], params: &SoftmaxParams, output: &mut [i8]) {
 
     let (shifted_scale, num_bits_over_unit) =
         get_reciprocal(sum_of_exps, ACCUMULATION_INTEGER_BITS);
-    // TFLite's exponent is in [0, 31] for up to 511 classes; beyond that its
-    // RoundingDivideByPOT is undefined and ours rounds correctly.
+    // The exponent exceeds 31 once the sum of exponentials reaches 512 (512 or more values at
+    // the row maximum): TFLite aborts there (TFLITE_CHECK), this rounds correctly instead.
     let exponent = num_bits_over_unit + 31 - OUTPUT_BITS;
 
     for (&x, out) in input.iter().zip(output.iter_mut()) {
