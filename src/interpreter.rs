@@ -1,7 +1,7 @@
 //! Runs a validated model in one caller-provided arena.
 
 use crate::format::{Model, Op, Tensor, TensorId};
-use crate::kernels::{self, Requantize};
+use crate::kernels::{self, FloatRequantize, Requantize};
 use crate::{Error, Window};
 
 /// Runs a [`Model`] with activations in a caller-provided arena.
@@ -184,15 +184,26 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             Op::FullyConnected(f) => {
                 let filter = model.tensor(f.filter)?.data_i8()?;
                 let bias = model.tensor(f.bias)?.data_i32()?;
-                let q = requantize(
-                    &input_t,
-                    &output_t,
-                    f.multipliers,
-                    f.shifts,
-                    f.act_min,
-                    f.act_max,
-                );
-                kernels::fully_connected(input, filter, bias, &q, output)
+                if f.double_scales.is_empty() {
+                    let q = requantize(
+                        &input_t,
+                        &output_t,
+                        f.multipliers,
+                        f.shifts,
+                        f.act_min,
+                        f.act_max,
+                    );
+                    kernels::fully_connected(input, filter, bias, &q, output)
+                } else {
+                    let q = FloatRequantize {
+                        input_offset: -input_t.zero_point,
+                        output_offset: output_t.zero_point,
+                        scales: f.double_scales,
+                        act_min: f.act_min,
+                        act_max: f.act_max,
+                    };
+                    kernels::fully_connected_float_requant(input, filter, bias, &q, output)
+                }
             }
             Op::Softmax(s) => kernels::softmax(input, input_t.dims.last(), &s.params, output),
             Op::Reshape { .. } => Ok(()),

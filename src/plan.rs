@@ -3,7 +3,7 @@
 //! Run ahead of time by the model writer; the result is stored in the model and checked
 //! again at load, so the device never plans anything.
 
-use crate::format::{ALIGN, MAX_TENSORS};
+use crate::format::MAX_TENSORS;
 use crate::Error;
 
 /// The steps during which a buffer holds live data. Step 0 is the model input; op `i`
@@ -71,9 +71,13 @@ pub fn plan(
     align_up(arena)
 }
 
+/// Activation buffers start on word boundaries so that kernels may load four int8 values at
+/// once.
+const ARENA_ALIGN: usize = 4;
+
 fn align_up(x: usize) -> Result<usize, Error> {
-    x.checked_add(ALIGN - 1)
-        .map(|v| v & !(ALIGN - 1))
+    x.checked_add(ARENA_ALIGN - 1)
+        .map(|v| v & !(ARENA_ALIGN - 1))
         .ok_or(Error::CapacityExceeded)
 }
 

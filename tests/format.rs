@@ -66,6 +66,7 @@ fn round_trip_keeps_every_tensor_and_op() {
         assert_eq!(got.output(), want.output());
         assert_eq!(got.weights(), want.weights());
         assert_eq!(got.requantization(), want.requantization());
+        assert_eq!(got.double_scales(), want.double_scales());
         if let (Op::Softmax(g), Op::Softmax(w)) = (got, want) {
             assert_eq!(g.params, w.params);
         }

@@ -35,8 +35,9 @@ pub const MAX_TENSORS: usize = 64;
 pub const MAX_OPS: usize = 32;
 /// Tensor index meaning "no tensor" in an op record.
 pub const NO_TENSOR: u16 = 0xFFFF;
-/// Alignment of every table and constant inside the blob, and of the blob in memory.
-pub const ALIGN: usize = 4;
+/// Alignment of every table and constant inside the blob, and of the blob in memory (8, so
+/// that f64 tables can be read in place).
+pub const ALIGN: usize = 8;
 
 /// Index of a tensor in a model's tensor table.
 pub type TensorId = u16;

@@ -27,7 +27,7 @@ pub struct Model<'a> {
 }
 
 impl<'a> Model<'a> {
-    /// Parses and fully validates a model, CRC included. `bytes` must start at a 4-byte
+    /// Parses and fully validates a model, CRC included. `bytes` must start at an 8-byte
     /// aligned address (use [`include_model!`](crate::include_model)); bytes after the
     /// model's declared length are ignored.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
@@ -59,7 +59,7 @@ impl<'a> Model<'a> {
             return Err(Error::BadHeader);
         }
         let len = usize_at(bytes, 8)?;
-        if len < HEADER_LEN + CRC_LEN || len % ALIGN != 0 {
+        if len < HEADER_LEN + CRC_LEN || len % CRC_LEN != 0 {
             return Err(Error::BadHeader);
         }
         let blob = bytes.get(..len).ok_or(Error::Truncated)?;

@@ -125,6 +125,11 @@ pub struct FullyConnectedOp<'a> {
     pub multipliers: &'a [i32],
     /// Per-output shifts (positive = left).
     pub shifts: &'a [i32],
+    /// Per-output effective scales `input_scale · filter_scale / output_scale` in f64. When
+    /// present the layer rescales as LiteRT's reference kernel does, `round(acc · scale)` in
+    /// double precision, instead of with the fixed-point multipliers (which TFLite Micro and
+    /// LiteRT's optimized kernels use); the two differ by one step on a few outputs.
+    pub double_scales: &'a [f64],
 }
 
 /// A softmax over the innermost dimension (int8 output: scale 1/256, zero point −128).
@@ -207,6 +212,14 @@ impl<'a> Op<'a> {
         }
     }
 
+    /// The fully connected layer's f64 rescale table (empty for every other op).
+    pub fn double_scales(&self) -> &'a [f64] {
+        match self {
+            Op::FullyConnected(f) => f.double_scales,
+            _ => &[],
+        }
+    }
+
     /// The per-channel requantization tables, if any.
     pub fn requantization(&self) -> Option<(&'a [i32], &'a [i32])> {
         match self {
@@ -239,13 +252,17 @@ impl<'a> Op<'a> {
         let kernel_h = u8_at(blob, record + 14)?;
         let kernel_w = u8_at(blob, record + 15)?;
         let depth_multiplier = u16_at(blob, record + 16)?;
-        let reserved = u16_at(blob, record + 18)?;
+        let flags = u16_at(blob, record + 18)?;
         let requant_offset = usize_at(blob, record + 20)?;
         let requant_count = usize_at(blob, record + 24)?;
         let p0 = i32_at(blob, record + 28)?;
         let p1 = i32_at(blob, record + 32)?;
         let p2 = i32_at(blob, record + 36)?;
-        if reserved != 0 || u32_at(blob, record + 40)? != 0 || u32_at(blob, record + 44)? != 0 {
+        let has_double_scales = flags == FLAG_DOUBLE_SCALES && kind == OpKind::FullyConnected;
+        if (flags != 0 && !has_double_scales)
+            || u32_at(blob, record + 40)? != 0
+            || u32_at(blob, record + 44)? != 0
+        {
             return Err(Error::BadHeader);
         }
         if act_min > act_max {
@@ -302,6 +319,19 @@ impl<'a> Op<'a> {
         } else {
             (&[][..], &[][..])
         };
+        let double_scales: &[f64] = if has_double_scales {
+            let at = requant_offset
+                .checked_add(requant_count * 8)
+                .ok_or(Error::OffsetOutOfRange)?;
+            let table = section_slice(blob, &data_section, at, requant_count * 8)?;
+            let scales: &[f64] = cast_words(table)?;
+            if scales.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+                return Err(Error::BadQuantization);
+            }
+            scales
+        } else {
+            &[]
+        };
         let conv = ConvOp {
             input,
             filter,
@@ -346,6 +376,7 @@ impl<'a> Op<'a> {
                 act_max,
                 multipliers,
                 shifts,
+                double_scales,
             }),
             OpKind::Softmax => Op::Softmax(SoftmaxOp {
                 input,
@@ -399,6 +430,9 @@ impl<'a> Op<'a> {
                 r[3] = f.act_max as u8;
                 r[8..10].copy_from_slice(&f.filter.to_le_bytes());
                 r[10..12].copy_from_slice(&f.bias.to_le_bytes());
+                if !f.double_scales.is_empty() {
+                    r[18..20].copy_from_slice(&FLAG_DOUBLE_SCALES.to_le_bytes());
+                }
             }
             Op::Softmax(s) => {
                 r[28..32].copy_from_slice(&s.params.input_multiplier.to_le_bytes());
@@ -414,6 +448,9 @@ impl<'a> Op<'a> {
         Ok(r)
     }
 }
+
+/// Op flag: a fully connected layer's requantization table is followed by f64 scales.
+const FLAG_DOUBLE_SCALES: u16 = 1;
 
 struct Fields {
     weights: bool,

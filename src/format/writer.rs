@@ -148,7 +148,11 @@ impl<'a> ModelBuilder<'a> {
                 if m.len() != s.len() {
                     return Err(Error::BadQuantization);
                 }
-                layout.op_requant[i] = reserve(m.len() * 8)?;
+                let doubles = op.double_scales();
+                if !doubles.is_empty() && doubles.len() != m.len() {
+                    return Err(Error::BadQuantization);
+                }
+                layout.op_requant[i] = reserve(m.len() * 8 + doubles.len() * 8)?;
             }
         }
         layout.len = at.checked_add(CRC_LEN).ok_or(Error::CapacityExceeded)?;
@@ -207,6 +211,9 @@ impl<'a> ModelBuilder<'a> {
             if let Some((m, s)) = op.requantization() {
                 for (k, v) in m.iter().chain(s.iter()).enumerate() {
                     put(out, at + 4 * k, &v.to_le_bytes())?;
+                }
+                for (k, v) in op.double_scales().iter().enumerate() {
+                    put(out, at + 8 * (m.len() + k), &v.to_le_bytes())?;
                 }
             }
         }

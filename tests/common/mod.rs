@@ -7,16 +7,16 @@ use fixnet::kernels::SoftmaxParams;
 use fixnet::quant::quantize_multiplier;
 use fixnet::Padding;
 
-/// Bytes in a 4-byte aligned buffer, as a model in flash would be.
+/// Bytes in an 8-byte aligned buffer, as a model in flash would be.
 pub struct Aligned {
-    words: Vec<u32>,
+    words: Vec<u64>,
     len: usize,
 }
 
 impl Aligned {
     pub fn new(bytes: &[u8]) -> Self {
-        let mut words = vec![0u32; bytes.len().div_ceil(4)];
-        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
         Aligned {
             words,
             len: bytes.len(),
@@ -24,7 +24,7 @@ impl Aligned {
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice::<u32, u8>(&self.words)[..self.len]
+        &bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len]
     }
 }
 
@@ -51,6 +51,7 @@ pub struct SmallModelData {
     fc_b: Vec<i32>,
     fc_m: Vec<i32>,
     fc_s: Vec<i32>,
+    fc_double: Vec<f64>,
 }
 
 impl SmallModelData {
@@ -80,6 +81,7 @@ impl SmallModelData {
             fc_b: (0..10).map(|i| i * 50 - 250).collect(),
             fc_m,
             fc_s,
+            fc_double: vec![f64::from(conv_out_scale) * 0.02 / 0.1; 10],
         }
     }
 
@@ -169,6 +171,7 @@ impl SmallModelData {
             act_max: 127,
             multipliers: &self.fc_m,
             shifts: &self.fc_s,
+            double_scales: &self.fc_double,
         }))
         .unwrap();
         b.add_op(Op::Softmax(SoftmaxOp {

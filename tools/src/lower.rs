@@ -101,29 +101,20 @@ pub fn activation_range(activation: Activation, output: &TensorInfo) -> Result<(
     Ok((lo, hi))
 }
 
-/// Softmax parameters exactly as TFLite's reference `SoftmaxPrepare` derives them.
+/// Softmax parameters exactly as TFLite's reference `SoftmaxPrepare` derives them
+/// (`PreprocessSoftmaxScaling(beta, input_scale, 5)`, `diff_min = −CalculateInputRadius`);
+/// the core's `SoftmaxParams::new` is the single implementation, so its kernel and this
+/// converter cannot disagree.
 pub fn softmax_params(beta: f32, input_scale: f32) -> Result<SoftmaxParams> {
-    let real = quant::softmax_real_multiplier(
-        f64::from(beta),
-        f64::from(input_scale),
-        SOFTMAX_INTEGER_BITS,
-    );
-    // TFLite's QuantizeMultiplierGreaterThanOne aborts on these; refuse them instead.
-    ensure!(
-        real > 1.0,
-        "softmax beta {beta} with input scale {input_scale} gives multiplier {real}, which TFLite requires to be above 1"
-    );
-    let (multiplier, left_shift) = quant::quantize_multiplier(real);
-    ensure!(
-        left_shift >= 0,
-        "softmax multiplier {real} has a negative shift"
-    );
-    // TFLite computes `-1.0 * CalculateInputRadius(..)` in double and stores it in an int.
-    let diff_min = -quant::calculate_input_radius(SOFTMAX_INTEGER_BITS, left_shift, 31);
-    Ok(SoftmaxParams {
-        input_multiplier: multiplier,
-        input_left_shift: left_shift,
-        diff_min,
+    SoftmaxParams::new(beta, input_scale).map_err(|_| {
+        let real = quant::softmax_real_multiplier(
+            f64::from(beta),
+            f64::from(input_scale),
+            SOFTMAX_INTEGER_BITS,
+        );
+        anyhow!(
+            "softmax beta {beta} with input scale {input_scale} gives multiplier {real}, which TFLite requires to be above 1"
+        )
     })
 }
 
@@ -133,6 +124,7 @@ struct Owned {
     requant: Requant,
     act: (i8, i8),
     filter_scales: Vec<f32>,
+    double_scales: Vec<f64>,
     softmax: Option<SoftmaxParams>,
 }
 
@@ -232,6 +224,7 @@ pub fn lower(graph: &Graph) -> Result<Vec<u8>> {
                     act_max: own.act.1,
                     multipliers: &own.requant.multipliers,
                     shifts: &own.requant.shifts,
+                    double_scales: &own.double_scales,
                 })
             }
             Layer::Softmax { .. } => Op::Softmax(SoftmaxOp {
@@ -281,6 +274,7 @@ fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
                 requant: conv_requant(input.scale, &filter.scales, output.scale, channels),
                 act: activation_range(*activation, output)?,
                 filter_scales: broadcast(&filter.scales, channels),
+                double_scales: Vec::new(),
                 softmax: None,
             }
         }
@@ -305,6 +299,15 @@ fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
                 ),
                 act: activation_range(*activation, output)?,
                 filter_scales: broadcast(&weights.scales, outputs),
+                // LiteRT's reference kernel rescales fully connected outputs in f64 (for
+                // per-tensor and per-channel filters alike); storing its scales keeps fixnet
+                // bit-exact with it.
+                double_scales: broadcast(&weights.scales, outputs)
+                    .iter()
+                    .map(|&w| {
+                        fixnet::quant::fully_connected_effective_scale(input.scale, w, output.scale)
+                    })
+                    .collect(),
                 softmax: None,
             }
         }
