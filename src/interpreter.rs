@@ -2,6 +2,7 @@
 
 use crate::format::{Model, Op, Tensor, TensorId};
 use crate::kernels::{self, FloatRequantize, Requantize};
+use crate::overlay::Overlay;
 use crate::{Error, Window};
 
 /// Runs a [`Model`] with activations in a caller-provided arena.
@@ -10,6 +11,7 @@ use crate::{Error, Window};
 pub struct Interpreter<'m, 'a> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
+    overlay: Overlay<'a>,
 }
 
 impl<'m, 'a> Interpreter<'m, 'a> {
@@ -22,7 +24,24 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 provided: arena.len(),
             });
         }
-        Ok(Interpreter { model, arena })
+        Ok(Interpreter {
+            model,
+            arena,
+            overlay: Overlay::new(),
+        })
+    }
+
+    /// Like [`Interpreter::new`], but with some constants (weights, biases) replaced by the
+    /// values in `overlay`, typically fine-tuned weights kept in RAM over the flash model.
+    pub fn with_overlay(
+        model: &'m Model<'m>,
+        arena: &'a mut [u8],
+        overlay: Overlay<'a>,
+    ) -> Result<Self, Error> {
+        overlay.check(model)?;
+        let mut interp = Self::new(model, arena)?;
+        interp.overlay = overlay;
+        Ok(interp)
     }
 
     /// The model being run.
@@ -119,12 +138,21 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             // The output aliases the input's bytes (checked at load): nothing to do.
             return Ok(());
         }
+        let overlay = &self.overlay;
+        let weights = |id| match overlay.int8(id) {
+            Some(values) => Ok(values),
+            None => model.tensor(id)?.data_i8(),
+        };
+        let biases = |id| match overlay.int32(id) {
+            Some(values) => Ok(values),
+            None => model.tensor(id)?.data_i32(),
+        };
         let (input, output) = split_io(self.arena, &input_t, &output_t)?;
         match op {
             Op::Conv2d(c) | Op::DepthwiseConv2d(c) => {
                 let filter_t = model.tensor(c.filter)?;
-                let filter = filter_t.data_i8()?;
-                let bias = model.tensor(c.bias)?.data_i32()?;
+                let filter = weights(c.filter)?;
+                let bias = biases(c.bias)?;
                 let in_shape = input_t.dims.activation_shape()?;
                 let out_shape = output_t.dims.activation_shape()?;
                 let (window, _, _) = Window::new(
@@ -182,8 +210,8 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                 )
             }
             Op::FullyConnected(f) => {
-                let filter = model.tensor(f.filter)?.data_i8()?;
-                let bias = model.tensor(f.bias)?.data_i32()?;
+                let filter = weights(f.filter)?;
+                let bias = biases(f.bias)?;
                 if f.double_scales.is_empty() {
                     let q = requantize(
                         &input_t,

@@ -36,6 +36,7 @@ pub mod float;
 pub mod format;
 pub mod interpreter;
 pub mod kernels;
+pub mod overlay;
 pub mod plan;
 pub mod quant;
 pub mod shape;

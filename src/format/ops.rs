@@ -283,8 +283,11 @@ impl<'a> Op<'a> {
         };
         // A field an op does not use must be zero (or "no tensor"), so that no byte of a
         // record is ignored.
-        let unused_is_zero = (uses.weights || (filter == NO_TENSOR && bias == NO_TENSOR))
-            && (uses.weights || (requant_offset == 0 && requant_count == 0))
+        let unused_is_zero = (uses.weights
+            || (filter == NO_TENSOR
+                && bias == NO_TENSOR
+                && requant_offset == 0
+                && requant_count == 0))
             && (uses.window || (padding == Padding::Valid && stride_h == 0 && stride_w == 0))
             && (uses.kernel || (kernel_h == 0 && kernel_w == 0))
             && (uses.depth_multiplier || depth_multiplier == 0)
