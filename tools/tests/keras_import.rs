@@ -13,8 +13,11 @@ mod ir {
 mod lower {
     pub use fixnet_tools::lower::*;
 }
+mod idx {
+    pub use fixnet_tools::idx::*;
+}
 
-use keras::idx::{self, Images};
+use idx::Images;
 use keras::{CalibrationOptions, FloatModel, KerasError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -39,9 +42,9 @@ fn mnist() -> &'static Mnist {
     DATA.get_or_init(|| {
         let d = repo().join("data/mnist");
         Mnist {
-            test: idx::read_images(d.join("test-images-idx3-ubyte.gz")).unwrap(),
-            labels: idx::read_labels(d.join("test-labels-idx1-ubyte.gz")).unwrap(),
-            train: idx::read_images(d.join("train-images-idx3-ubyte.gz")).unwrap(),
+            test: idx::read_images(&d.join("test-images-idx3-ubyte.gz")).unwrap(),
+            labels: idx::read_labels(&d.join("test-labels-idx1-ubyte.gz")).unwrap(),
+            train: idx::read_images(&d.join("train-images-idx3-ubyte.gz")).unwrap(),
         }
     })
 }
@@ -56,39 +59,47 @@ fn recorded_keras_accuracy(model: &str) -> f64 {
 }
 
 fn float_accuracy(model: &FloatModel, data: &Mnist) -> f64 {
-    let correct = data
-        .test
-        .iter()
-        .zip(&data.labels)
-        .filter(|(img, &label)| model.classify_grey(img).unwrap() == usize::from(label))
+    let correct = (0..data.test.len())
+        .filter(|&i| {
+            model.classify_grey(data.test.image(i)).unwrap() == usize::from(data.labels[i])
+        })
         .count();
     correct as f64 / data.labels.len() as f64
 }
 
-fn fixnet_accuracy(bytes: &[u8], data: &Mnist) -> f64 {
-    // Models must sit 4-byte aligned in memory: copy into u32 words.
-    let mut words = vec![0u32; bytes.len().div_ceil(4)];
-    for (w, chunk) in words.iter_mut().zip(bytes.chunks(4)) {
-        let mut b = [0u8; 4];
-        b[..chunk.len()].copy_from_slice(chunk);
-        *w = u32::from_ne_bytes(b);
-    }
-    // SAFETY: u32 has no padding, every byte of it is initialised, and u8 has alignment 1;
-    // the slice covers only the words' own bytes and lives no longer than `words`.
-    let aligned: &[u8] =
-        unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), bytes.len()) };
+/// Runs a fixnet model on every test digit: its int8 outputs, one row per digit.
+fn fixnet_outputs(bytes: &[u8], data: &Mnist) -> Vec<Vec<i8>> {
+    // Models must sit 8-byte aligned in memory: copy into u64 words.
+    let mut words = vec![0u64; bytes.len().div_ceil(8)];
+    bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+    let aligned = &bytemuck::cast_slice::<u64, u8>(&words)[..bytes.len()];
     let model = fixnet::Model::from_bytes(aligned).unwrap();
     let mut arena = vec![0u8; model.arena_size()];
     let mut interp = fixnet::Interpreter::new(&model, &mut arena).unwrap();
-    let mut correct = 0;
-    for (img, &label) in data.test.iter().zip(&data.labels) {
-        interp.set_input_grey(img).unwrap();
-        interp.invoke().unwrap();
-        if interp.top1().0 == usize::from(label) {
-            correct += 1;
-        }
-    }
-    correct as f64 / data.labels.len() as f64
+    (0..data.test.len())
+        .map(|i| {
+            interp.set_input_grey(data.test.image(i)).unwrap();
+            interp.invoke().unwrap();
+            interp.output().to_vec()
+        })
+        .collect()
+}
+
+fn accuracy(outputs: &[Vec<i8>], labels: &[u8]) -> f64 {
+    let correct = outputs
+        .iter()
+        .zip(labels)
+        .filter(|(out, &label)| fixnet::interpreter::top1(out).0 == usize::from(label))
+        .count();
+    correct as f64 / labels.len() as f64
+}
+
+/// A C-order int8 `.npy` array as rows of its last dimension.
+fn read_npy_i8_rows(path: &Path) -> Vec<Vec<i8>> {
+    let bytes = std::fs::read(path).unwrap();
+    let (shape, data) = fixnet_tools::npy::decode_i8(&bytes).unwrap();
+    let cols = *shape.last().unwrap();
+    data.chunks(cols).map(<[i8]>::to_vec).collect()
 }
 
 /// Float32 sums in another order than TensorFlow's can flip a digit whose two best logits
@@ -122,11 +133,31 @@ fn check_model(name: &str) {
         q_keras, q_h5,
         "{name}: quantized .keras and .h5 models differ"
     );
-    let quant = fixnet_accuracy(&q_keras, data);
+    let quant = accuracy(&fixnet_outputs(&q_keras, data), &data.labels);
     println!("{name}: fixnet int8 {quant:.4} ({} bytes)", q_keras.len());
     assert!(
         (quant - float).abs() <= QUANT_TOLERANCE + 1e-9,
         "{name}: int8 accuracy {quant} vs float {float}"
+    );
+
+    // Calibrated on the same 200 digits as TFLite's converter was (the fixtures'
+    // representative dataset), the model is TFLite's int8 model: every output on every test
+    // digit equals LiteRT's reference kernels' one.
+    let tflite_like = CalibrationOptions {
+        max_images: 200,
+        method: keras::RangeMethod::MinMax,
+    };
+    let q200 = keras::convert(&from_h5, &data.train, &tflite_like).unwrap();
+    let ours = fixnet_outputs(&q200, data);
+    let litert =
+        read_npy_i8_rows(&repo().join(format!("tests/fixtures/litert/{name}_int8_ref.npy")));
+    assert_eq!(ours.len(), litert.len());
+    let differing = ours.iter().zip(&litert).filter(|(a, b)| a != b).count();
+    assert_eq!(
+        differing,
+        0,
+        "{name}: {differing} of {} digits differ from LiteRT's int8 outputs",
+        ours.len()
     );
 }
 

@@ -5,7 +5,8 @@
 //! # fn demo() -> Result<(), fixnet_tools::keras::KerasError> {
 //! use fixnet_tools::keras;
 //! let model = keras::load("seed_cnn.keras")?;
-//! let images = keras::idx::read_images("data/mnist/train-images-idx3-ubyte.gz")?;
+//! let images = fixnet_tools::idx::read_images("data/mnist/train-images-idx3-ubyte.gz".as_ref())
+//!     .map_err(|e| keras::KerasError::Calibration(format!("{e:#}")))?;
 //! let fxn: Vec<u8> = keras::convert(&model, &images, &keras::CalibrationOptions::default())?;
 //! # let _ = fxn; Ok(()) }
 //! ```
@@ -20,7 +21,6 @@
 mod config;
 mod error;
 mod hdf5;
-pub mod idx;
 mod model;
 mod quantize;
 
@@ -28,9 +28,9 @@ pub use error::KerasError;
 pub use model::{argmax, FloatLayer, FloatModel, FloatOp, PoolParams};
 pub use quantize::{asymmetric, calibrate, quantize, CalibrationOptions, RangeMethod, Ranges};
 
+use crate::idx::Images;
 use config::{parse_model_config, snake_case, LayerSpec, ModelSpec};
 use hdf5::{read_array, string_attr, strings_attr, subgroups, Array, H5};
-use idx::Images;
 use model::WeightSource;
 use std::collections::HashMap;
 use std::io::Read;
@@ -91,7 +91,8 @@ pub fn convert_file(
     options: &CalibrationOptions,
 ) -> Result<usize, KerasError> {
     let model = load(model_path)?;
-    let images = idx::read_images(calibration_images)?;
+    let images = crate::idx::read_images(calibration_images.as_ref())
+        .map_err(|e| KerasError::Calibration(format!("{e:#}")))?;
     let bytes = convert(&model, &images, options)?;
     let output = output.as_ref();
     std::fs::write(output, &bytes).map_err(|source| KerasError::Io {

@@ -3,9 +3,9 @@
 //! Activation ranges come from running the float model on calibration images; weights are
 //! quantized symmetrically per output channel, as TFLite's converter does by default.
 
-use super::idx::Images;
 use super::model::{FloatModel, FloatOp};
 use super::KerasError;
+use crate::idx::Images;
 use crate::ir::{self, Graph, Layer, TensorInfo, Weights};
 use fixnet::float::Activation;
 
@@ -73,7 +73,7 @@ pub fn calibrate(
         RangeMethod::MinMax => Vec::new(),
         RangeMethod::Percentile(_) => vec![Vec::new(); ops],
     };
-    for pixels in images.iter().take(count) {
+    for pixels in (0..count).map(|i| images.image(i)) {
         let input: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
         model.run_observed(&input, |i, out| {
             let r = &mut per_op[i];
