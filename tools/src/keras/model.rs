@@ -523,11 +523,11 @@ impl FloatModel {
             }
             // Identity at inference time.
             "Dropout" => Ok(same(vec![])),
-            other => Err(layer.unsupported(format!(
-                "{other} layers are not supported (supported: InputLayer, Conv2D, \
+            _ => Err(layer.unsupported(
+                "no fixnet equivalent (supported layers: InputLayer, Conv2D, \
                  DepthwiseConv2D, MaxPooling2D, AveragePooling2D, Flatten, Reshape, Dense, \
-                 Activation, ReLU, Softmax, Dropout)"
-            ))),
+                 Activation, ReLU, Softmax, Dropout)",
+            )),
         }
     }
 
