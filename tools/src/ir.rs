@@ -29,9 +29,9 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
-    /// Number of elements.
+    /// Number of elements (saturating, so absurd shapes from a corrupt file cannot overflow).
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        elements(&self.shape)
     }
 
     /// True when the shape has a zero dimension.
@@ -84,7 +84,7 @@ pub struct Weights {
 impl Weights {
     /// Number of output channels the scales must cover.
     fn check(&self, what: &str, channels: usize) -> Result<()> {
-        let n: usize = self.shape.iter().product();
+        let n = elements(&self.shape);
         ensure!(
             self.data.len() == n,
             "{what}: {} weight values for shape {:?}",
@@ -419,6 +419,11 @@ impl Graph {
         }
         Ok(())
     }
+}
+
+/// Product of dimensions, saturating at `usize::MAX`.
+pub fn elements(shape: &[usize]) -> usize {
+    shape.iter().fold(1usize, |n, &d| n.saturating_mul(d))
 }
 
 fn hwc(t: &TensorInfo) -> Result<(usize, usize, usize)> {

@@ -403,6 +403,8 @@ fn dims(shape: &[usize]) -> Result<Dims> {
 }
 
 #[cfg(test)]
+// Scales are written as the fixtures print them (f64 digits of f32 values).
+#[allow(clippy::excessive_precision)]
 mod tests {
     use super::*;
 

@@ -6,7 +6,7 @@ use npyz::WriterBuilder;
 /// Encodes a C-order int8 array of `shape`.
 pub fn encode_i8(shape: &[usize], data: &[i8]) -> Result<Vec<u8>> {
     ensure!(
-        shape.iter().product::<usize>() == data.len(),
+        crate::ir::elements(shape) == data.len(),
         "{} values for shape {shape:?}",
         data.len()
     );

@@ -22,7 +22,7 @@ impl Folded {
     }
 
     fn scalar_or_single(&self, what: &str) -> Result<i64> {
-        match (self.shape.iter().product::<usize>(), self.values.first()) {
+        match (crate::ir::elements(&self.shape), self.values.first()) {
             (1, Some(&v)) => Ok(v),
             _ => bail!("{what} must hold one value, has shape {:?}", self.shape),
         }
@@ -152,7 +152,7 @@ pub fn reshape_target(requested: &[i64], elements: usize) -> Result<Vec<usize>> 
         out[i] = elements / known;
     }
     ensure!(
-        out.iter().product::<usize>() == elements,
+        crate::ir::elements(&out) == elements,
         "cannot reshape {elements} elements to {requested:?}"
     );
     Ok(out)

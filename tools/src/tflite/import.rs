@@ -235,7 +235,7 @@ impl<'a> Importer<'a> {
             .map(|s| s.iter().map(|d| usize::try_from(d).unwrap_or(0)).collect())
             .unwrap_or_default();
         ensure!(
-            data.len() == shape.iter().product::<usize>(),
+            data.len() == ir::elements(&shape),
             "weights '{name}': {} bytes for shape {shape:?}",
             data.len()
         );
@@ -313,7 +313,7 @@ impl<'a> Importer<'a> {
             .map(|s| s.iter().map(|d| usize::try_from(d).unwrap_or(0)).collect())
             .unwrap_or_default();
         ensure!(
-            shape.iter().product::<usize>() == values.len(),
+            ir::elements(&shape) == values.len(),
             "tensor '{name}' has {} values for shape {shape:?}",
             values.len()
         );
@@ -373,7 +373,7 @@ impl<'a> Importer<'a> {
                     usize::try_from(opts.depth_multiplier()),
                 ) {
                     ensure!(
-                        m == 0 || c * m == f,
+                        m == 0 || c.checked_mul(m) == Some(f),
                         "depth multiplier {m} does not match {c} input and {f} filter channels"
                     );
                 }

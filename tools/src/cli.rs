@@ -1,0 +1,360 @@
+//! The `fixnet` command line: argument parsing and the subcommands.
+
+use crate::eval::Evaluation;
+use crate::fxn::ModelBytes;
+use crate::{idx, inspect, lower, npy, preprocess, runner, tflite};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// fixnet host tool: convert, inspect, evaluate and run int8 models for microcontrollers.
+#[derive(Debug, Parser)]
+#[command(name = "fixnet", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Convert a full-integer int8 .tflite model to a fixnet model (.fxn).
+    Convert {
+        /// Input model: .tflite (Keras .keras/.h5 are not supported yet).
+        input: PathBuf,
+        /// Output fixnet model.
+        #[arg(short, long, value_name = "OUT.fxn")]
+        output: PathBuf,
+        /// IDX images to calibrate a float Keras model's quantization with.
+        #[arg(long, value_name = "IMAGES")]
+        calibrate: Option<PathBuf>,
+    },
+    /// Show a model's layers, shapes, parameters, MACs, flash and arena bytes and CRC.
+    Inspect {
+        /// fixnet model.
+        model: PathBuf,
+    },
+    /// Accuracy and confusion matrix on labelled IDX images.
+    Eval {
+        /// fixnet model.
+        #[arg(long)]
+        model: PathBuf,
+        /// IDX images (.idx3-ubyte, optionally gzipped).
+        #[arg(long)]
+        images: PathBuf,
+        /// IDX labels (.idx1-ubyte, optionally gzipped).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Evaluate only the first N images.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Write the raw int8 outputs for every image as an .npy array (N, outputs).
+    Run {
+        /// fixnet model.
+        #[arg(long)]
+        model: PathBuf,
+        /// IDX images (.idx3-ubyte, optionally gzipped).
+        #[arg(long)]
+        images: PathBuf,
+        /// Output .npy file.
+        #[arg(long, value_name = "OUT.npy")]
+        out: PathBuf,
+        /// Run only the first N images.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Recognise digits in pictures (PNG or JPEG, any size, either polarity).
+    Predict {
+        /// fixnet model.
+        #[arg(long)]
+        model: PathBuf,
+        /// Pictures of single digits.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Evaluate the shipped model (models/seed_cnn.fxn) on the 2,000 MNIST test digits.
+    Demo,
+}
+
+/// Parses `args` and runs the command. Help and version requests print and succeed; usage
+/// errors come back as a one-line error.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help / --version
+            print!("{e}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            bail!("{first} (see --help)");
+        }
+    };
+    match cli.command {
+        Command::Convert {
+            input,
+            output,
+            calibrate,
+        } => convert(&input, &output, calibrate.as_deref()),
+        Command::Inspect { model } => inspect_cmd(&model),
+        Command::Eval {
+            model,
+            images,
+            labels,
+            json,
+            limit,
+        } => eval(&model, &images, &labels, json, limit),
+        Command::Run {
+            model,
+            images,
+            out,
+            limit,
+        } => run_cmd(&model, &images, &out, limit),
+        Command::Predict { model, images } => predict(&model, &images),
+        Command::Demo => demo(),
+    }
+}
+
+fn extension(path: &Path) -> String {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn convert(input: &Path, output: &Path, calibrate: Option<&Path>) -> Result<ExitCode> {
+    let bytes = match extension(input).as_str() {
+        "keras" | "h5" => bail!(
+            "{}: converting Keras models is not supported yet; export a full-integer int8 .tflite and convert that",
+            input.display()
+        ),
+        "tflite" => {
+            ensure!(
+                calibrate.is_none(),
+                "--calibrate applies to float Keras models; a .tflite model is already quantized"
+            );
+            let data = std::fs::read(input)
+                .with_context(|| format!("cannot read {}", input.display()))?;
+            let graph = tflite::import(&data).with_context(|| input.display().to_string())?;
+            lower::lower(&graph).with_context(|| input.display().to_string())?
+        }
+        other => bail!(
+            "{}: unknown model type '.{other}' (expected .tflite, .keras or .h5)",
+            input.display()
+        ),
+    };
+    // Reparse what was written: the converter never hands out a model the core rejects.
+    let stored = ModelBytes::new(&bytes);
+    let model = stored
+        .model()
+        .context("internal error: the converted model is invalid")?;
+    let summary = format!(
+        "{} ops, {} bytes of flash, {} bytes of arena",
+        model.op_count(),
+        inspect::thousands(model.len()),
+        inspect::thousands(model.arena_size())
+    );
+    write_atomically(output, &bytes)?;
+    println!("{} -> {}: {summary}", input.display(), output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes via a temporary file and a rename, so a failed run never leaves half a model.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn inspect_cmd(path: &Path) -> Result<ExitCode> {
+    let stored = ModelBytes::read(path)?;
+    ensure!(
+        !stored.as_bytes().is_empty(),
+        "{}: the file is empty",
+        path.display()
+    );
+    let report = inspect::inspect(stored.as_bytes()).with_context(|| path.display().to_string())?;
+    println!("{}: fixnet model", path.display());
+    print!("{}", inspect::render(&report));
+    ensure!(
+        report.crc_ok(),
+        "{}: CRC mismatch (stored {:#010x}, computed {:#010x}): the file is corrupt",
+        path.display(),
+        report.crc_stored,
+        report.crc_computed
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_model(path: &Path) -> Result<ModelBytes> {
+    let stored = ModelBytes::read(path)?;
+    stored.model().with_context(|| path.display().to_string())?;
+    Ok(stored)
+}
+
+fn load_images(path: &Path, limit: Option<usize>) -> Result<idx::Images> {
+    let mut images = idx::read_images(path)?;
+    if let Some(n) = limit {
+        images.truncate(n);
+    }
+    Ok(images)
+}
+
+/// A progress bar on stderr, only for people watching a terminal.
+fn progress(len: usize, quiet: bool) -> ProgressBar {
+    if quiet || len < 500 || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images, {per_sec}, eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn run_model(
+    model: &ModelBytes,
+    images: &idx::Images,
+    quiet: bool,
+) -> Result<(usize, Vec<i8>, f64)> {
+    let model = model.model()?;
+    let bar = progress(images.len(), quiet);
+    let start = Instant::now();
+    let (classes, outputs) =
+        runner::run_images(&model, images, |done| bar.set_position(done as u64))?;
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    Ok((classes, outputs, seconds))
+}
+
+fn eval(
+    model_path: &Path,
+    images_path: &Path,
+    labels_path: &Path,
+    json: bool,
+    limit: Option<usize>,
+) -> Result<ExitCode> {
+    let model = load_model(model_path)?;
+    let images = load_images(images_path, limit)?;
+    let mut labels = idx::read_labels(labels_path)?;
+    if let Some(n) = limit {
+        labels.truncate(n);
+    }
+    ensure!(
+        labels.len() == images.len(),
+        "{} images but {} labels",
+        images.len(),
+        labels.len()
+    );
+    let (classes, outputs, seconds) = run_model(&model, &images, json)?;
+    if let Some(&bad) = labels.iter().find(|&&l| usize::from(l) >= classes) {
+        bail!("label {bad} is outside the model's {classes} classes");
+    }
+    let e = Evaluation::score(&outputs, classes, &labels, seconds);
+    if json {
+        println!("{}", e.to_json(&model_path.display().to_string()));
+    } else {
+        println!(
+            "{}: {} images from {}",
+            model_path.display(),
+            inspect::thousands(e.images),
+            images_path.display()
+        );
+        print!("{}", e.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_cmd(
+    model_path: &Path,
+    images_path: &Path,
+    out: &Path,
+    limit: Option<usize>,
+) -> Result<ExitCode> {
+    let model = load_model(model_path)?;
+    let images = load_images(images_path, limit)?;
+    let (classes, outputs, seconds) = run_model(&model, &images, false)?;
+    let bytes = npy::encode_i8(&[images.len(), classes], &outputs)?;
+    write_atomically(out, &bytes)?;
+    println!(
+        "{}: int8 outputs of shape ({}, {classes}) in {seconds:.3} s",
+        out.display(),
+        images.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn predict(model_path: &Path, pictures: &[PathBuf]) -> Result<ExitCode> {
+    let stored = load_model(model_path)?;
+    let model = stored.model()?;
+    let out_t = model.output().map_err(|e| anyhow!("{e}"))?;
+    let mut arena = vec![0u8; model.arena_size()];
+    let mut interp = fixnet::Interpreter::new(&model, &mut arena).map_err(|e| anyhow!("{e}"))?;
+    for path in pictures {
+        let pixels = preprocess::mnist_pixels(&preprocess::load(path)?)
+            .with_context(|| path.display().to_string())?;
+        interp.set_input_grey(&pixels).map_err(|e| {
+            anyhow!(
+                "{}: the model does not take 28x28 grey input: {e}",
+                path.display()
+            )
+        })?;
+        interp
+            .invoke()
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let scores: Vec<(usize, f32)> = interp
+            .output()
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| {
+                (
+                    i,
+                    fixnet::quant::dequantize_i8(q, out_t.scale, out_t.zero_point),
+                )
+            })
+            .collect();
+        let mut ranked = scores.clone();
+        // Stable sort keeps the first of equal scores first, as top1 does.
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let (digit, _) = interp.top1();
+        let top: Vec<String> = ranked
+            .iter()
+            .take(3)
+            .map(|(c, p)| format!("{c} {p:.3}"))
+            .collect();
+        println!("{}: {digit}  (top 3: {})", path.display(), top.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Finds a repository file from the current directory or, for `cargo run`, the workspace.
+fn repo_file(relative: &str) -> PathBuf {
+    let here = PathBuf::from(relative);
+    if here.exists() {
+        return here;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}
+
+fn demo() -> Result<ExitCode> {
+    let model = repo_file("models/seed_cnn.fxn");
+    let images = repo_file("data/mnist/test-images-idx3-ubyte.gz");
+    let labels = repo_file("data/mnist/test-labels-idx1-ubyte.gz");
+    eval(&model, &images, &labels, false, None)
+}
