@@ -127,7 +127,8 @@ pub(crate) fn read_array(group: &Group, path: &str) -> Result<Array, KerasError>
             .map(|&v| v as f32)
             .collect(),
     };
-    if shape.iter().product::<usize>() != data.len() {
+    let expected = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if expected != Some(data.len()) {
         return Err(KerasError::Hdf5(format!(
             "dataset '{path}' holds {} values for shape {shape:?}",
             data.len()

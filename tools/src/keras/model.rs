@@ -188,6 +188,11 @@ fn check_no_dilation(layer: &LayerSpec) -> Result<(), KerasError> {
     Ok(())
 }
 
+/// Number of elements of `dims`, `None` on overflow.
+fn checked_len(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
 /// Keras tensor dims without the batch, tracked next to fixnet's shape because Keras layers
 /// (Dense, Conv2D) care about the rank, which `Shape` does not keep.
 fn shape_of(dims: &[usize]) -> Option<Shape> {
@@ -229,21 +234,20 @@ fn kernel_and_bias(
             reason: format!("found {} weight arrays, expected {want}", vars.len()),
         });
     }
-    let bias = if use_bias {
-        let bias = vars.pop().unwrap_or_else(|| Array {
-            shape: vec![],
-            data: vec![],
-        });
-        expect_shape(layer, "bias", &bias, &[outputs])?;
-        bias.data
-    } else {
-        vec![0.0; outputs]
-    };
+    let bias = if use_bias { vars.pop() } else { None };
     let kernel = vars.pop().unwrap_or_else(|| Array {
         shape: vec![],
         data: vec![],
     });
+    // The kernel's real data bounds `outputs`, so check it before allocating a zero bias.
     expect_shape(layer, "kernel", &kernel, kernel_shape)?;
+    let bias = match bias {
+        Some(bias) => {
+            expect_shape(layer, "bias", &bias, &[outputs])?;
+            bias.data
+        }
+        None => vec![0.0; outputs],
+    };
     Ok((kernel, bias))
 }
 
@@ -264,8 +268,12 @@ impl FloatModel {
                 "input shape {dims:?} is not supported (rank 1 to 3 without the batch)"
             ))
         })?;
-        if input.is_empty() {
-            return Err(KerasError::Config(format!("input shape {dims:?} is empty")));
+        // Every later tensor is bounded by the input and the (real) weights, so bounding the
+        // input keeps all element counts far from overflow.
+        if input.is_empty() || checked_len(&dims).is_none_or(|n| n > 1 << 28) {
+            return Err(KerasError::Config(format!(
+                "input shape {dims:?} is empty or too large"
+            )));
         }
         let input_dims = dims.clone();
         let mut layers: Vec<FloatLayer> = Vec::new();
@@ -717,14 +725,14 @@ fn reshape_target(layer: &LayerSpec, dims: &[usize]) -> Result<Vec<usize>, Keras
             _ => return Err(layer.unsupported(format!("target_shape {target:?}"))),
         }
     }
-    let known: usize = out.iter().product();
+    let known = checked_len(&out).unwrap_or(0);
     if let Some(i) = unknown {
         if known == 0 || total % known != 0 {
             return Err(layer.unsupported(format!("target_shape {target:?} does not fit {dims:?}")));
         }
         out[i] = total / known;
     }
-    if out.iter().product::<usize>() != total {
+    if checked_len(&out) != Some(total) {
         return Err(layer.unsupported(format!("target_shape {target:?} does not fit {dims:?}")));
     }
     Ok(out)
