@@ -69,3 +69,14 @@ fn fixture_models_match_litert_reference_byte_for_byte() {
     println!("total: {total} bytes compared");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn shipped_seed_model_is_the_converted_fixture() {
+    let tflite = std::fs::read(root().join("tests/fixtures/models/seed_cnn_int8.tflite")).unwrap();
+    let converted = lower::lower(&tflite::import(&tflite).unwrap()).unwrap();
+    let shipped = std::fs::read(root().join("models/seed_cnn.fxn")).unwrap();
+    assert!(
+        converted == shipped,
+        "models/seed_cnn.fxn is stale: regenerate it as models/README.md says"
+    );
+}
