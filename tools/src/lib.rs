@@ -1,4 +1,5 @@
-//! Host-side tooling for fixnet: model import (`.tflite`), lowering to the fixnet format,
+//! Host-side tooling for fixnet: model import (`.tflite`; float Keras `.keras`/`.h5` with
+//! post-training quantization in [`keras`]), lowering to the fixnet format,
 //! and the pieces of the `fixnet` command-line tool.
 
 pub mod cli;
@@ -7,6 +8,7 @@ pub mod fxn;
 pub mod idx;
 pub mod inspect;
 pub mod ir;
+pub mod keras;
 pub mod lower;
 pub mod npy;
 pub mod preprocess;

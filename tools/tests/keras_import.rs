@@ -1,23 +1,8 @@
 //! Keras import (`.keras` and legacy `.h5`): float inference against Keras's own test
 //! accuracy, post-training int8 quantization against the float model, and errors.
 
-// The importer is compiled into this test directly until `fixnet_tools` exposes it as
-// `pub mod keras` (then this becomes `use fixnet_tools::keras;`). It reaches the IR and the
-// lowering as `crate::ir` / `crate::lower`, which these re-exports provide.
-#[allow(dead_code, unused_imports)]
-#[path = "../src/keras/mod.rs"]
-mod keras;
-mod ir {
-    pub use fixnet_tools::ir::*;
-}
-mod lower {
-    pub use fixnet_tools::lower::*;
-}
-mod idx {
-    pub use fixnet_tools::idx::*;
-}
-
-use idx::Images;
+use fixnet_tools::idx::{self, Images};
+use fixnet_tools::keras;
 use keras::{CalibrationOptions, FloatModel, KerasError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
