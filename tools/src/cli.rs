@@ -91,8 +91,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help / --version
-            print!("{e}");
+            let _ = e.print();
             return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            bail!(
+                "no command given: use convert, inspect, eval, run, predict or demo (see --help)"
+            );
         }
         Err(e) => {
             let text = e.to_string();

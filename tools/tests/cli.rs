@@ -348,7 +348,7 @@ fn error_paths_are_one_line() {
     // Usage errors.
     assert_one_line_error(&fixnet(&["frobnicate"]), "unrecognized subcommand");
     assert_one_line_error(&fixnet(&["eval", "--model", &fxn]), "required");
-    assert_one_line_error(&fixnet(&[]), "");
+    assert_one_line_error(&fixnet(&[]), "no command given");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
