@@ -4,19 +4,25 @@ use anyhow::{anyhow, Context, Result};
 use fixnet::Model;
 use std::path::Path;
 
-/// Model bytes kept at the 4-byte alignment `Model::from_bytes` requires (a `Vec<u8>` from
-/// the allocator is not guaranteed to be).
+/// Storage unit giving the alignment `Model::from_bytes` requires.
+type Word = u64;
+
+// Fails to build if the core ever needs more alignment than `Word` gives.
+const _: () = assert!(std::mem::align_of::<Word>() >= fixnet::format::ALIGN);
+
+/// Model bytes kept at the alignment `Model::from_bytes` requires (`fixnet::format::ALIGN`;
+/// a `Vec<u8>` from the allocator is not guaranteed to have it).
 #[derive(Clone, Debug)]
 pub struct ModelBytes {
-    words: Vec<u32>,
+    words: Vec<Word>,
     len: usize,
 }
 
 impl ModelBytes {
     /// Copies `bytes` into aligned storage.
     pub fn new(bytes: &[u8]) -> Self {
-        let mut words = vec![0u32; bytes.len().div_ceil(4)];
-        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        let mut words: Vec<Word> = vec![0; bytes.len().div_ceil(std::mem::size_of::<Word>())];
+        bytemuck::cast_slice_mut::<Word, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
         ModelBytes {
             words,
             len: bytes.len(),
@@ -32,7 +38,7 @@ impl ModelBytes {
 
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice::<u32, u8>(&self.words)[..self.len]
+        &bytemuck::cast_slice::<Word, u8>(&self.words)[..self.len]
     }
 
     /// Parses and fully validates the model, CRC included.
