@@ -82,6 +82,12 @@ enum Command {
     },
     /// Evaluate the shipped model (models/seed_cnn.fxn) on the 2,000 MNIST test digits.
     Demo,
+    /// Talk to a board running fixnet's firmware: info, classify, eval, train, save, revert.
+    Device(crate::device::commands::DeviceArgs),
+    /// No board? Build the QEMU Cortex-M4 firmware, run it, and recognise test digits on it.
+    Qemu(crate::device::commands::QemuArgs),
+    /// Benchmark a model on the QEMU Cortex-M4 and write docs/benchmarks.md.
+    Bench(crate::device::commands::BenchArgs),
 }
 
 /// Parses `args` and runs the command. Help and version requests print and succeed; usage
@@ -128,6 +134,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
         } => run_cmd(&model, &images, &out, limit),
         Command::Predict { model, images } => predict(&model, &images),
         Command::Demo => demo(),
+        Command::Device(args) => crate::device::commands::device(args),
+        Command::Qemu(args) => crate::device::commands::qemu(args),
+        Command::Bench(args) => crate::device::commands::bench(args),
     }
 }
 

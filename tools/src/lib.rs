@@ -3,6 +3,7 @@
 //! and the pieces of the `fixnet` command-line tool.
 
 pub mod cli;
+pub mod device;
 pub mod eval;
 pub mod fxn;
 pub mod idx;

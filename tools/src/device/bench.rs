@@ -1,0 +1,326 @@
+//! `fixnet bench --qemu`: builds the board's benchmark firmware with a model, runs it in
+//! QEMU, and reports instructions (median of 100 inferences, per layer, per MAC), ELF
+//! section sizes, model, arena and peak stack bytes.
+
+use super::qemu::{build_firmware, check_qemu, QEMU_ARGS};
+use crate::fxn::ModelBytes;
+use crate::inspect::{inspect, thousands};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use object::{Object, ObjectSection};
+use serde_json::json;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One layer's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerBench {
+    /// Op name (`Conv2D`, …).
+    pub op: String,
+    /// Median guest instructions.
+    pub instructions: u64,
+    /// Multiply-accumulates.
+    pub macs: u64,
+}
+
+/// Everything the benchmark measures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchResult {
+    /// Median instructions of one inference (input quantization included).
+    pub instructions_median: u64,
+    /// Multiply-accumulates of one inference.
+    pub macs: u64,
+    /// Per-layer medians, in execution order.
+    pub layers: Vec<LayerBench>,
+    /// Correct predictions of the 100 digits.
+    pub correct: u32,
+    /// Digits run.
+    pub runs: u32,
+    /// Bytes of `.text` (code).
+    pub text_bytes: u64,
+    /// Bytes of `.rodata` (constants, including the embedded model).
+    pub rodata_bytes: u64,
+    /// Bytes of `.data`.
+    pub data_bytes: u64,
+    /// Bytes of `.bss` (including the arena).
+    pub bss_bytes: u64,
+    /// Bytes of the model blob.
+    pub model_bytes: u64,
+    /// Arena bytes of the model's plan.
+    pub arena_bytes: u64,
+    /// Peak stack measured by painting.
+    pub stack_peak_bytes: u64,
+}
+
+impl BenchResult {
+    /// Instructions per multiply-accumulate.
+    pub fn instructions_per_mac(&self) -> f64 {
+        self.instructions_median as f64 / self.macs.max(1) as f64
+    }
+
+    /// Fraction of the digits recognised.
+    pub fn accuracy(&self) -> f64 {
+        f64::from(self.correct) / f64::from(self.runs.max(1))
+    }
+
+    /// The `--json` object.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "instructions_median": self.instructions_median,
+            "instructions_per_mac": self.instructions_per_mac(),
+            "text_bytes": self.text_bytes,
+            "rodata_bytes": self.rodata_bytes,
+            "data_bytes": self.data_bytes,
+            "bss_bytes": self.bss_bytes,
+            "model_bytes": self.model_bytes,
+            "arena_bytes": self.arena_bytes,
+            "stack_peak_bytes": self.stack_peak_bytes,
+            "accuracy": self.accuracy(),
+            "macs": self.macs,
+            "layers": self.layers.iter().map(|l| json!({
+                "op": l.op,
+                "instructions": l.instructions,
+                "macs": l.macs,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Builds the benchmark firmware with `model` (default: the shipped seed CNN), runs it in
+/// QEMU and gathers the figures.
+pub fn run_bench(model: Option<&Path>) -> Result<BenchResult> {
+    check_qemu()?;
+    let default_model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/seed_cnn.fxn");
+    let model_path = model.unwrap_or(&default_model);
+    let bytes = ModelBytes::read(model_path)?;
+    bytes.model()?;
+    let report = inspect(bytes.as_bytes())?;
+    // The default model is built without FIXNET_MODEL, so this build shares its artefacts
+    // with the serving firmware's.
+    let elf = build_firmware("bench", model)?;
+    let output = run_to_exit(&elf, Duration::from_secs(300))?;
+    let mut result = parse_output(&output)?;
+    ensure!(
+        result.layers.len() == report.layers.len(),
+        "the firmware reported {} layers, the model has {}",
+        result.layers.len(),
+        report.layers.len()
+    );
+    for (l, info) in result.layers.iter_mut().zip(&report.layers) {
+        l.macs = info.macs as u64;
+    }
+    result.macs = report.macs() as u64;
+    let sections = section_sizes(&elf)?;
+    result.text_bytes = sections[0];
+    result.rodata_bytes = sections[1];
+    result.data_bytes = sections[2];
+    result.bss_bytes = sections[3];
+    Ok(result)
+}
+
+/// Runs a firmware that exits through semihosting; returns what it printed.
+fn run_to_exit(elf: &Path, limit: Duration) -> Result<String> {
+    let mut child = Command::new("qemu-system-arm")
+        .args(QEMU_ARGS)
+        .arg("-kernel")
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start qemu-system-arm")?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the benchmark did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = reader
+        .join()
+        .map_err(|_| anyhow!("reading QEMU's output"))?;
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    ensure!(
+        status.success(),
+        "the benchmark firmware failed ({status}): {}{}",
+        out.lines().last().unwrap_or(""),
+        err.trim()
+    );
+    Ok(out)
+}
+
+/// Parses the benchmark firmware's report (see `boards/qemu-mps2-an386/src/bin/bench.rs`).
+pub fn parse_output(text: &str) -> Result<BenchResult> {
+    let mut layers = Vec::new();
+    let mut summary = None;
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["layer", _, op, "instructions", n] => layers.push(LayerBench {
+                op: (*op).to_string(),
+                instructions: n.parse()?,
+                macs: 0,
+            }),
+            ["accuracy", frac, "median_instructions", median, "model_bytes", model, "arena_bytes", arena, "stack_peak_bytes", stack] =>
+            {
+                let (correct, runs) = frac
+                    .split_once('/')
+                    .ok_or_else(|| anyhow!("bad accuracy {frac}"))?;
+                summary = Some((
+                    correct.parse()?,
+                    runs.parse()?,
+                    median.parse()?,
+                    model.parse()?,
+                    arena.parse()?,
+                    stack.parse()?,
+                ));
+            }
+            _ => {}
+        }
+    }
+    let (correct, runs, median, model, arena, stack) =
+        summary.ok_or_else(|| anyhow!("the benchmark printed no summary:\n{text}"))?;
+    Ok(BenchResult {
+        instructions_median: median,
+        macs: 0,
+        layers,
+        correct,
+        runs,
+        text_bytes: 0,
+        rodata_bytes: 0,
+        data_bytes: 0,
+        bss_bytes: 0,
+        model_bytes: model,
+        arena_bytes: arena,
+        stack_peak_bytes: stack,
+    })
+}
+
+/// Sizes of `.text`, `.rodata`, `.data` and `.bss` in an ELF (0 for a missing section).
+pub fn section_sizes(elf: &Path) -> Result<[u64; 4]> {
+    let data = std::fs::read(elf).with_context(|| format!("cannot read {}", elf.display()))?;
+    let file = object::File::parse(&*data).context("not an ELF file")?;
+    let size = |name: &str| file.section_by_name(name).map_or(0, |s| s.size());
+    Ok([size(".text"), size(".rodata"), size(".data"), size(".bss")])
+}
+
+fn millions(n: u64) -> String {
+    format!("{:.2} M", n as f64 / 1e6)
+}
+
+/// The `docs/benchmarks.md` page for `r` (measured with `model`).
+pub fn markdown(r: &BenchResult, model: &str) -> String {
+    let mut layers = String::new();
+    for (i, l) in r.layers.iter().enumerate() {
+        let per_mac = if l.macs > 0 {
+            format!("{:.2}", l.instructions as f64 / l.macs as f64)
+        } else {
+            "—".into()
+        };
+        layers.push_str(&format!(
+            "| {i} | {} | {} | {} | {per_mac} |\n",
+            l.op,
+            thousands(l.instructions as usize),
+            thousands(l.macs as usize),
+        ));
+    }
+    format!(
+        r#"# Benchmarks
+
+Measured by `cargo run --release -p fixnet-tools -- bench --qemu` (this page is its output;
+`--json` prints the same figures as JSON, `--model M.fxn` measures another model): the
+benchmark firmware `boards/qemu-mps2-an386/src/bin/bench.rs`, built with `{model}`, runs the
+first 100 MNIST test digits in QEMU 7.2's `mps2-an386` (`-cpu cortex-m4 -icount shift=0`).
+Instructions are SysTick ticks × 40, the same harness as the reference numbers in
+`shared/anchors.md`: guest instructions, not cycles. Per-layer figures are the median over the
+100 digits of each op alone; the total also counts quantizing the input.
+
+## {model} on the Cortex-M4 (QEMU)
+
+| figure | value |
+|---|---:|
+| instructions / inference (median of {runs}) | **{median}** ({median_m}) |
+| MACs / inference | {macs} |
+| instructions / MAC | **{per_mac:.2}** |
+| accuracy on those digits | {correct}/{runs} |
+| model bytes (flash) | {model_bytes} |
+| arena bytes (RAM for activations) | {arena} |
+| peak stack (painted and scanned) | {stack} B |
+| `.text` (code) | {text} B |
+| `.rodata` (constants, model included) | {rodata} B |
+| `.data` | {data} B |
+| `.bss` (statics, arena included) | {bss} B |
+
+Code + constants without the model: {runtime} B.
+
+### Per layer
+
+| # | op | instructions | MACs | per MAC |
+|---:|---|---:|---:|---:|
+{layers}
+## Against the references (same emulator, same digits; `shared/anchors.md`)
+
+| runtime | instructions / inference | per MAC | arena | peak stack |
+|---|---:|---:|---:|---:|
+| **fixnet** (this build) | **{median}** | **{per_mac:.2}** | {arena} B | {stack} B |
+| TFLite Micro, reference kernels | 30,399,500 | 11.55 | 30,484 B | 800 B |
+| TFLite Micro, CMSIS-NN kernels | 6,501,560 | 2.47 | 30,596 B | 1,380 B |
+| MicroFlow 0.1.3 (average-pool variant) | 36,790,000 | 14.0 | — | 54.3 KB |
+
+fixnet's kernels are portable Rust written for bit-exactness with TFLite's reference kernels,
+not yet tuned for the Cortex-M4's DSP instructions (`SMLAD`, `SXTB16`): they beat TFLM's
+reference kernels, and CMSIS-NN's hand-written kernels remain {ratio:.1}× faster. The floor
+for this model is about 1.3 M instructions (two 16-bit MACs per `SMLAD`).
+"#,
+        runs = r.runs,
+        median = thousands(r.instructions_median as usize),
+        median_m = millions(r.instructions_median),
+        macs = thousands(r.macs as usize),
+        per_mac = r.instructions_per_mac(),
+        correct = r.correct,
+        model_bytes = thousands(r.model_bytes as usize),
+        arena = thousands(r.arena_bytes as usize),
+        stack = thousands(r.stack_peak_bytes as usize),
+        text = thousands(r.text_bytes as usize),
+        rodata = thousands(r.rodata_bytes as usize),
+        data = thousands(r.data_bytes as usize),
+        bss = thousands(r.bss_bytes as usize),
+        runtime = thousands((r.text_bytes + r.rodata_bytes).saturating_sub(r.model_bytes) as usize),
+        ratio = r.instructions_median as f64 / 6_501_560.0,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_firmware_report() {
+        let text = "digit 0 label 7 predicted 7 instructions 100\n\
+                    layer 0 Conv2D instructions 60\n\
+                    layer 1 Softmax instructions 30\n\
+                    accuracy 98/100 median_instructions 23398200 model_bytes 230764 arena_bytes 27040 stack_peak_bytes 2700\n";
+        let r = parse_output(text).unwrap();
+        assert_eq!(r.instructions_median, 23_398_200);
+        assert_eq!(r.layers.len(), 2);
+        assert_eq!(r.layers[1].op, "Softmax");
+        assert_eq!((r.correct, r.runs), (98, 100));
+        assert_eq!(r.stack_peak_bytes, 2700);
+        assert!(parse_output("garbage").is_err());
+    }
+}

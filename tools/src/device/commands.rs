@@ -1,0 +1,380 @@
+//! The `device`, `qemu` and `bench` subcommands of `fixnet`.
+
+use super::bench::{markdown, run_bench};
+use super::picture::{digit_lines, gallery};
+use super::qemu::{build_firmware, default_state_dir, QemuBoard};
+use super::Device;
+use crate::idx;
+use crate::inspect::thousands;
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use clap::{Args, Subcommand};
+use fixnet::{Interpreter, Model};
+use fixnet_app::{CounterUnit, Info};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `fixnet device`.
+#[derive(Debug, Args)]
+pub struct DeviceArgs {
+    /// Serial port (`/dev/ttyACM0`, `COM3`) or `tcp:HOST:PORT` (QEMU's serial port).
+    #[arg(long)]
+    pub port: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: DeviceAction,
+}
+
+/// What `fixnet device` does.
+#[derive(Debug, Subcommand)]
+pub enum DeviceAction {
+    /// Board, firmware, model, arena and flash sizes.
+    Info,
+    /// Recognise digits in pictures (PNG or JPEG, any size, either polarity) on the board.
+    Classify {
+        /// Pictures of single digits.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Accuracy on labelled IDX images, classified on the board.
+    Eval {
+        /// IDX images (.idx3-ubyte, optionally gzipped).
+        #[arg(long)]
+        images: PathBuf,
+        /// IDX labels (.idx1-ubyte, optionally gzipped).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Only the first N images.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Fine-tune the board's model on labelled IDX images, one step per image.
+    Train {
+        /// IDX images (.idx3-ubyte, optionally gzipped).
+        #[arg(long)]
+        images: PathBuf,
+        /// IDX labels (.idx1-ubyte, optionally gzipped).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Only the first N images.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Passes over the images.
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        /// Save the weights to the board's flash afterwards.
+        #[arg(long)]
+        save: bool,
+    },
+    /// Persist the fine-tuned weights to the board's flash.
+    Save,
+    /// Go back to the weights the firmware was built with.
+    Revert,
+    /// The board's counters since start-up.
+    Stats,
+}
+
+/// `fixnet qemu`.
+#[derive(Debug, Args)]
+pub struct QemuArgs {
+    /// Firmware to run (default: build `boards/qemu-mps2-an386` first).
+    #[arg(long)]
+    pub elf: Option<PathBuf>,
+    /// Test digits to classify.
+    #[arg(long, default_value_t = 100)]
+    pub count: usize,
+    /// Digits to show as pictures.
+    #[arg(long, default_value_t = 12)]
+    pub show: usize,
+    /// Directory for the emulated flash file (kept between runs).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+}
+
+/// `fixnet bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Run the benchmark in QEMU (the only target so far).
+    #[arg(long, required = true)]
+    pub qemu: bool,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Model to benchmark (default: models/seed_cnn.fxn).
+    #[arg(long, value_name = "M.fxn")]
+    pub model: Option<PathBuf>,
+    /// Where to write the Markdown report (default: docs/benchmarks.md for the shipped
+    /// model; nowhere for another model unless given).
+    #[arg(long, value_name = "FILE.md")]
+    pub out: Option<PathBuf>,
+}
+
+fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+fn unit(info: &Info) -> &'static str {
+    match info.counter {
+        CounterUnit::Instructions => "instructions",
+        CounterUnit::Cycles => "cycles",
+    }
+}
+
+fn print_info(info: &Info) {
+    println!(
+        "board {} — firmware {} (protocol {})",
+        info.board, info.firmware_version, info.protocol_version
+    );
+    println!(
+        "model {} bytes, CRC {:08x}, {} inputs, {} classes",
+        thousands(info.model_bytes as usize),
+        info.model_crc,
+        info.input_len,
+        info.classes
+    );
+    println!("arena {} bytes", thousands(info.arena_bytes as usize));
+    if info.flash_bytes > 0 {
+        println!(
+            "flash for weights {} bytes ({} byte sectors)",
+            thousands(info.flash_bytes as usize),
+            thousands(info.flash_erase_bytes as usize)
+        );
+    } else {
+        println!("no flash for weights");
+    }
+    println!(
+        "counts {}; fine-tuning {}",
+        unit(info),
+        if info.training {
+            "supported"
+        } else {
+            "not supported"
+        }
+    );
+}
+
+/// Median of `values` (upper middle), 0 when empty.
+fn median(values: &mut [u32]) -> u32 {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or(0)
+}
+
+/// Runs `fixnet device`.
+pub fn device(args: DeviceArgs) -> Result<ExitCode> {
+    let mut dev = Device::open(&args.port)?;
+    match args.action {
+        DeviceAction::Info => print_info(&dev.info()?),
+        DeviceAction::Classify { images } => {
+            let info = dev.info()?;
+            for path in &images {
+                let img = crate::preprocess::load(path)?;
+                let pixels = crate::preprocess::mnist_pixels(&img)
+                    .with_context(|| path.display().to_string())?;
+                let c = dev.classify(&pixels)?;
+                println!(
+                    "{}: {} (score {}, {} {})",
+                    path.display(),
+                    c.class,
+                    c.scores.get(usize::from(c.class)).copied().unwrap_or(0),
+                    thousands(c.count as usize),
+                    unit(&info)
+                );
+            }
+        }
+        DeviceAction::Eval {
+            images,
+            labels,
+            limit,
+        } => {
+            let (images, labels) = load_labelled(&images, &labels, limit)?;
+            let info = dev.info()?;
+            let mut correct = 0;
+            let mut counts = Vec::with_capacity(labels.len());
+            for (i, &label) in labels.iter().enumerate() {
+                let c = dev.classify(images.image(i))?;
+                correct += usize::from(c.class == label);
+                counts.push(c.count);
+            }
+            println!(
+                "accuracy {:.4} ({correct}/{}) on the board; median {} {} per inference",
+                correct as f64 / labels.len().max(1) as f64,
+                labels.len(),
+                thousands(median(&mut counts) as usize),
+                unit(&info)
+            );
+        }
+        DeviceAction::Train {
+            images,
+            labels,
+            limit,
+            epochs,
+            save,
+        } => {
+            let (images, labels) = load_labelled(&images, &labels, limit)?;
+            for epoch in 0..epochs {
+                let mut total = 0.0f64;
+                for (i, &label) in labels.iter().enumerate() {
+                    let (loss, _) = dev.train(images.image(i), label)?;
+                    total += f64::from(loss);
+                }
+                println!(
+                    "epoch {}: mean loss {:.4} over {} images",
+                    epoch + 1,
+                    total / labels.len().max(1) as f64,
+                    labels.len()
+                );
+            }
+            if save {
+                println!("saved: generation {}", dev.save()?);
+            }
+        }
+        DeviceAction::Save => println!("saved: generation {}", dev.save()?),
+        DeviceAction::Revert => {
+            dev.revert()?;
+            println!("reverted to the weights the firmware was built with");
+        }
+        DeviceAction::Stats => {
+            let s = dev.stats()?;
+            println!(
+                "requests {}, inferences {}, training steps {}, saves {}, errors {}",
+                s.requests, s.inferences, s.training_steps, s.saves, s.errors
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_labelled(
+    images: &Path,
+    labels: &Path,
+    limit: Option<usize>,
+) -> Result<(idx::Images, Vec<u8>)> {
+    let mut images = idx::read_images(images)?;
+    let mut labels = idx::read_labels(labels)?;
+    ensure!(
+        images.len() == labels.len(),
+        "{} images but {} labels",
+        images.len(),
+        labels.len()
+    );
+    if let Some(n) = limit {
+        images.truncate(n);
+        labels.truncate(n);
+    }
+    Ok((images, labels))
+}
+
+/// Runs `fixnet qemu`: the no-board demo.
+pub fn qemu(args: QemuArgs) -> Result<ExitCode> {
+    let elf = match args.elf {
+        Some(elf) => elf,
+        None => {
+            eprintln!("building the firmware (boards/qemu-mps2-an386)…");
+            build_firmware("fixnet-qemu-mps2-an386", None)?
+        }
+    };
+    let state = args.state.unwrap_or_else(default_state_dir);
+    let mut board = QemuBoard::start(&elf, &state)?;
+    let mut dev = board.connect()?;
+    let info = dev.info()?;
+    print_info(&info);
+    println!();
+
+    let (images, labels) = load_labelled(
+        &repo_path("data/mnist/test-images-idx3-ubyte.gz"),
+        &repo_path("data/mnist/test-labels-idx1-ubyte.gz"),
+        Some(args.count),
+    )?;
+    // Host simulation of the same model, when the firmware runs the shipped one.
+    let model = Model::from_bytes(fixnet_app::MODEL).map_err(|e| anyhow!("{e}"))?;
+    let simulate = model.crc() == info.model_crc;
+    let mut arena = vec![0u8; model.arena_size()];
+    let mut interp = Interpreter::new(&model, &mut arena).map_err(|e| anyhow!("{e}"))?;
+
+    let mut correct = 0;
+    let mut agree = 0;
+    let mut counts = Vec::new();
+    let mut shown = Vec::new();
+    for (i, &label) in labels.iter().enumerate() {
+        let c = dev.classify(images.image(i))?;
+        correct += usize::from(c.class == label);
+        counts.push(c.count);
+        if simulate {
+            interp
+                .set_input_grey(images.image(i))
+                .and_then(|()| interp.invoke())
+                .map_err(|e| anyhow!("{e}"))?;
+            agree += usize::from(interp.output() == c.scores.as_slice());
+        }
+        if i < args.show {
+            let mark = if c.class == label { "✓" } else { "✗" };
+            shown.push((
+                digit_lines(images.image(i), images.cols),
+                format!("{} → {} {mark}", label, c.class),
+            ));
+        }
+    }
+    print!("{}", gallery(&shown, 4));
+    let n = labels.len();
+    println!(
+        "accuracy {:.1}% ({correct}/{n} test digits), median {} {} per inference (QEMU Cortex-M4)",
+        100.0 * correct as f64 / n.max(1) as f64,
+        thousands(median(&mut counts) as usize),
+        unit(&info)
+    );
+    if simulate {
+        println!("outputs identical to the host simulation: {agree}/{n}");
+        ensure!(agree == n, "the board disagrees with the host simulation");
+    }
+    drop(dev);
+    board.kill();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `fixnet bench`.
+pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+    if !args.qemu {
+        bail!("only `--qemu` benchmarks exist so far");
+    }
+    if !args.json {
+        eprintln!("building and running the benchmark firmware in QEMU…");
+    }
+    let r = run_bench(args.model.as_deref())?;
+    let model_name = args
+        .model
+        .as_deref()
+        .and_then(Path::file_name)
+        .map_or("models/seed_cnn.fxn".to_string(), |n| {
+            n.to_string_lossy().into()
+        });
+    let out = match (&args.out, &args.model) {
+        (Some(out), _) => Some(out.clone()),
+        (None, None) => Some(repo_path("docs/benchmarks.md")),
+        (None, Some(_)) => None,
+    };
+    if let Some(out) = &out {
+        std::fs::write(out, markdown(&r, &model_name))
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r.to_json())?);
+    } else {
+        println!(
+            "{}: {} instructions per inference (median of {}), {:.2} per MAC; stack {} B, arena {} B; .text {} B, .rodata {} B",
+            model_name,
+            thousands(r.instructions_median as usize),
+            r.runs,
+            r.instructions_per_mac(),
+            r.stack_peak_bytes,
+            r.arena_bytes,
+            r.text_bytes,
+            r.rodata_bytes
+        );
+        for l in &r.layers {
+            println!("  {:<16} {:>12}", l.op, thousands(l.instructions as usize));
+        }
+        if let Some(out) = &out {
+            println!("wrote {}", out.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,224 @@
+//! Building the `boards/qemu-mps2-an386` firmware and running it in `qemu-system-arm`.
+
+use anyhow::{bail, ensure, Context, Result};
+use std::fs::File;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{tcp_link, Device};
+
+/// The board crate's directory in this repository.
+pub fn board_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../boards/qemu-mps2-an386")
+}
+
+/// The target the board builds for.
+pub const TARGET: &str = "thumbv7em-none-eabihf";
+
+/// The QEMU command line, without `-serial` and `-kernel`: `-icount shift=0` makes SysTick
+/// count guest instructions (40 per tick), semihosting gives the firmware console output
+/// and the flash file.
+pub const QEMU_ARGS: &[&str] = &[
+    "-cpu",
+    "cortex-m4",
+    "-machine",
+    "mps2-an386",
+    "-nographic",
+    "-monitor",
+    "none",
+    "-semihosting-config",
+    "enable=on,target=native",
+    "-icount",
+    "shift=0",
+];
+
+/// Fails with install instructions when `qemu-system-arm` is missing.
+pub fn check_qemu() -> Result<()> {
+    match Command::new("qemu-system-arm")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => Ok(()),
+        _ => bail!(
+            "qemu-system-arm not found: install it (Debian/Ubuntu: apt-get install qemu-system-arm)"
+        ),
+    }
+}
+
+/// `cargo build --release --bin BIN` in the board crate, with `model` embedded (default:
+/// the shipped seed CNN). Returns the ELF.
+pub fn build_firmware(bin: &str, model: Option<&Path>) -> Result<PathBuf> {
+    let dir = board_dir();
+    ensure_target()?;
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(&dir)
+        .args(["build", "--release", "--bin", bin])
+        // The board's own .cargo/config.toml chooses its target and linker script; settings
+        // of an enclosing cargo (when run from `cargo test`) must not leak in.
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .stdout(Stdio::null());
+    match model {
+        Some(m) => {
+            let m = std::fs::canonicalize(m)
+                .with_context(|| format!("cannot find model {}", m.display()))?;
+            cmd.env("FIXNET_MODEL", m);
+        }
+        None => {
+            cmd.env_remove("FIXNET_MODEL");
+        }
+    }
+    let status = cmd
+        .status()
+        .context("cannot run cargo to build the firmware")?;
+    ensure!(status.success(), "building the firmware failed ({status})");
+    let elf = dir.join("target").join(TARGET).join("release").join(bin);
+    ensure!(elf.exists(), "no firmware at {}", elf.display());
+    Ok(elf)
+}
+
+/// Installs the thumb target with rustup if the toolchain lacks it.
+fn ensure_target() -> Result<()> {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .context("cannot run rustc")?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if sysroot.join("lib/rustlib").join(TARGET).exists() {
+        return Ok(());
+    }
+    eprintln!("installing the Rust target {TARGET} (rustup target add {TARGET})");
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .context("the Rust target {TARGET} is missing and rustup is not available")?;
+    ensure!(status.success(), "rustup target add {TARGET} failed");
+    Ok(())
+}
+
+/// A running QEMU board; killed when dropped.
+pub struct QemuBoard {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    /// The connection made while waiting for QEMU to listen, for the first `connect`.
+    first: Option<TcpStream>,
+}
+
+impl QemuBoard {
+    /// Starts `elf` with its UART0 on a free loopback TCP port, in `state_dir` (which holds
+    /// the emulated flash file `fixnet-flash.bin` and the console log `qemu.log`).
+    pub fn start(elf: &Path, state_dir: &Path) -> Result<Self> {
+        check_qemu()?;
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("cannot create {}", state_dir.display()))?;
+        let log = state_dir.join("qemu.log");
+        // Another process may take the port between our probe and QEMU's bind: retry.
+        let mut last_error = None;
+        for _ in 0..5 {
+            let port = free_port()?;
+            let out = File::create(&log)?;
+            let child = Command::new("qemu-system-arm")
+                .args(QEMU_ARGS)
+                .arg("-serial")
+                .arg(format!("tcp:127.0.0.1:{port},server=on,wait=off"))
+                .arg("-kernel")
+                .arg(elf)
+                .current_dir(state_dir)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone()?)
+                .stderr(out)
+                .spawn()
+                .context("cannot start qemu-system-arm")?;
+            let mut board = QemuBoard {
+                child,
+                port,
+                log: log.clone(),
+                first: None,
+            };
+            match board.wait_listening() {
+                Ok(stream) => {
+                    board.first = Some(stream);
+                    return Ok(board);
+                }
+                Err(e) => {
+                    let text = format!("{e:#}");
+                    drop(board);
+                    // A missing or broken firmware is not worth retrying on another port.
+                    if !text.contains("in use") && !text.contains("bind") {
+                        return Err(e);
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("QEMU did not start")))
+    }
+
+    /// The `tcp:HOST:PORT` address of the board's serial port.
+    pub fn address(&self) -> String {
+        format!("tcp:127.0.0.1:{}", self.port)
+    }
+
+    /// Connects to the board's serial port (QEMU serves one connection at a time).
+    pub fn connect(&mut self) -> Result<Device> {
+        match self.first.take() {
+            Some(stream) => Device::over(tcp_link(stream)?),
+            None => Device::open(&self.address()),
+        }
+    }
+
+    /// What the firmware printed over semihosting (and QEMU's own messages).
+    pub fn console(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id of QEMU.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills QEMU at once (as a power cut would stop a board) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn wait_listening(&mut self) -> Result<TcpStream> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("QEMU exited ({status}): {}", self.console().trim());
+            }
+            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                return Ok(stream);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "QEMU did not open its serial port"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for QemuBoard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The directory `fixnet qemu` keeps the board's flash file in between runs.
+pub fn default_state_dir() -> PathBuf {
+    board_dir().join("target/state")
+}
