@@ -40,6 +40,8 @@ pub mod overlay;
 pub mod plan;
 pub mod quant;
 pub mod shape;
+pub mod storage;
+pub mod train;
 
 pub use error::Error;
 pub use format::{Model, ModelBuilder};

@@ -7,8 +7,8 @@ use super::bytes::put;
 use super::crc32::crc32;
 use super::validate::{check_graph, check_plan, Graph};
 use super::{
-    Op, Tensor, TensorId, ALIGN, CRC_LEN, HEADER_LEN, MAGIC, MAX_OPS, MAX_TENSORS, OP_RECORD_LEN,
-    TENSOR_RECORD_LEN, VERSION,
+    Model, Op, Tensor, TensorId, ALIGN, CRC_LEN, HEADER_LEN, MAGIC, MAX_OPS, MAX_TENSORS,
+    OP_RECORD_LEN, TENSOR_RECORD_LEN, VERSION,
 };
 use crate::plan::plan;
 use crate::Error;
@@ -48,6 +48,38 @@ impl<'a> ModelBuilder<'a> {
     /// An empty model.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder holding every tensor and op of `model`, for writing it again — typically
+    /// after [`ModelBuilder::replace_constant`] baked fine-tuned weights in. Writing it
+    /// unchanged gives the same bytes (the planner is deterministic).
+    pub fn from_model(model: &Model<'a>) -> Result<Self, Error> {
+        let mut builder = ModelBuilder::new();
+        for t in 0..model.tensor_count() {
+            let id = TensorId::try_from(t).map_err(|_| Error::CapacityExceeded)?;
+            builder.add_tensor(model.tensor(id)?)?;
+        }
+        for op in model.ops() {
+            builder.add_op(op?)?;
+        }
+        builder.set_io(model.input_index(), model.output_index());
+        Ok(builder)
+    }
+
+    /// Replaces the bytes of constant `id` (little-endian values, same length as before).
+    pub fn replace_constant(&mut self, id: TensorId, bytes: &'a [u8]) -> Result<(), Error> {
+        let tensor = self
+            .tensors
+            .get_mut(usize::from(id))
+            .ok_or(Error::BadTensorIndex(id))?;
+        match tensor.data {
+            Some(old) if old.len() == bytes.len() => {
+                tensor.data = Some(bytes);
+                Ok(())
+            }
+            Some(_) => Err(Error::ShapeMismatch),
+            None => Err(Error::BadTensorIndex(id)),
+        }
     }
 
     /// Adds a tensor and returns its index.

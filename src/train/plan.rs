@@ -1,0 +1,222 @@
+//! What a trainable suffix needs: which layers train what, which activations are kept for
+//! the backward pass, and how many bytes of train arena that all takes.
+
+use super::arena::{Bump, CARVE_ALIGN};
+use super::{TrainConfig, TrainError};
+use crate::format::{Model, Op, TensorId, MAX_OPS, MAX_TENSORS};
+use crate::kernels::SoftmaxParams;
+
+/// One layer with parameters in the trainable suffix.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LayerPlan {
+    pub op: usize,
+    pub filter: TensorId,
+    pub bias: TensorId,
+    pub weights: usize,
+    pub channels: usize,
+    pub train_weights: bool,
+    pub train_bias: bool,
+}
+
+/// The analysed suffix.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    /// First op the backward pass reaches (a layer with parameters).
+    pub first: usize,
+    pub layers: heapless::Vec<LayerPlan, MAX_OPS>,
+    /// Activations kept for the backward pass: (root tensor, elements).
+    pub saved: heapless::Vec<(TensorId, usize), MAX_TENSORS>,
+    /// Elements of each of the two gradient buffers.
+    pub grad_len: usize,
+    /// The logits the loss reads, and the softmax that turns them into probabilities.
+    pub logits: TensorId,
+    pub softmax: SoftmaxParams,
+}
+
+/// Bytes of train arena, by what they hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ArenaUse {
+    /// The interpreter's activation arena ([`Model::arena_size`]): the forward pass runs in
+    /// it, so it is the RAM inference needs anyway, not extra.
+    pub inference: usize,
+    /// Trained weights: master (i32), step/velocity (i32), int8 working copy, int8 last-good
+    /// copy (without the rollback guard: no last-good copy).
+    pub weights: usize,
+    /// Trained biases: master, step/velocity, int32 working copy, last-good copy (i32 each).
+    pub biases: usize,
+    /// int8 activations kept from the forward pass for the backward pass.
+    pub activations: usize,
+    /// The two activation-gradient buffers (i32).
+    pub gradients: usize,
+    /// Alignment slack (the arena may start at any address).
+    pub slack: usize,
+}
+
+impl ArenaUse {
+    /// RAM training needs on top of inference.
+    pub fn extra(&self) -> usize {
+        self.weights + self.biases + self.activations + self.gradients + self.slack
+    }
+
+    /// The whole train arena: [`ArenaUse::inference`] + [`ArenaUse::extra`].
+    pub fn total(&self) -> usize {
+        self.inference + self.extra()
+    }
+}
+
+/// The buffer a reshape output aliases, followed back to a tensor some op really writes.
+pub(crate) fn root(model: &Model<'_>, mut id: TensorId) -> Result<TensorId, TrainError> {
+    // Each hop moves to an earlier op, so this ends within op_count hops.
+    for _ in 0..=model.op_count() {
+        let mut next = None;
+        for op in model.ops() {
+            if let Op::Reshape { input, output } = op? {
+                if output == id {
+                    next = Some(input);
+                }
+            }
+        }
+        match next {
+            Some(input) => id = input,
+            None => return Ok(id),
+        }
+    }
+    Err(TrainError::Model(crate::Error::BadOpOrder))
+}
+
+fn elements(model: &Model<'_>, id: TensorId) -> Result<usize, TrainError> {
+    Ok(model.tensor(id)?.dims.num_elements())
+}
+
+fn save(
+    model: &Model<'_>,
+    saved: &mut heapless::Vec<(TensorId, usize), MAX_TENSORS>,
+    id: TensorId,
+) -> Result<(), TrainError> {
+    let r = root(model, id)?;
+    if saved.iter().all(|(t, _)| *t != r) {
+        saved
+            .push((r, elements(model, r)?))
+            .map_err(|_| TrainError::Model(crate::Error::CapacityExceeded))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn analyze(model: &Model<'_>, config: &TrainConfig) -> Result<Plan, TrainError> {
+    let n = model.op_count();
+    let train_from = config.train_from;
+    let bias_from = config.bias_from.unwrap_or(train_from).min(train_from);
+    if train_from >= n {
+        return Err(TrainError::NothingToTrain);
+    }
+    let mut layers = heapless::Vec::new();
+    let mut first = None;
+    for i in bias_from..n {
+        match model.op(i)? {
+            Op::FullyConnected(f) => {
+                let lp = LayerPlan {
+                    op: i,
+                    filter: f.filter,
+                    bias: f.bias,
+                    weights: elements(model, f.filter)?,
+                    channels: elements(model, f.bias)?,
+                    train_weights: i >= train_from,
+                    train_bias: true,
+                };
+                first.get_or_insert(i);
+                let _ = layers.push(lp);
+            }
+            Op::Conv2d(c) => {
+                let lp = LayerPlan {
+                    op: i,
+                    filter: c.filter,
+                    bias: c.bias,
+                    weights: elements(model, c.filter)?,
+                    channels: elements(model, c.bias)?,
+                    train_weights: i >= train_from,
+                    train_bias: true,
+                };
+                first.get_or_insert(i);
+                let _ = layers.push(lp);
+            }
+            Op::DepthwiseConv2d(_) if first.is_some() || i >= train_from => {
+                return Err(TrainError::Unsupported { op: i });
+            }
+            Op::Softmax(_) if i + 1 != n => return Err(TrainError::Unsupported { op: i }),
+            _ => {}
+        }
+    }
+    let first = first.ok_or(TrainError::NothingToTrain)?;
+    if layers
+        .iter()
+        .all(|l: &LayerPlan| !l.train_weights && !l.train_bias)
+    {
+        return Err(TrainError::NothingToTrain);
+    }
+
+    let mut saved = heapless::Vec::new();
+    let mut grad_len = 0;
+    for i in first..n {
+        let op = model.op(i)?;
+        match op {
+            Op::FullyConnected(_) | Op::Conv2d(_) => {
+                if i >= train_from {
+                    save(model, &mut saved, op.input())?;
+                }
+                save(model, &mut saved, op.output())?;
+            }
+            Op::MaxPool(_) => {
+                save(model, &mut saved, op.input())?;
+                save(model, &mut saved, op.output())?;
+            }
+            Op::AvgPool(_) => save(model, &mut saved, op.output())?,
+            _ => {}
+        }
+        grad_len = grad_len.max(elements(model, op.output())?);
+    }
+    let (logits, softmax) = match model.op(n - 1)? {
+        Op::Softmax(s) => (s.input, s.params),
+        _ => {
+            let out = model.output()?;
+            (
+                model.output_index(),
+                SoftmaxParams::new(1.0, out.scale).map_err(TrainError::Model)?,
+            )
+        }
+    };
+    save(model, &mut saved, logits)?;
+    Ok(Plan {
+        first,
+        layers,
+        saved,
+        grad_len,
+        logits: root(model, logits)?,
+        softmax,
+    })
+}
+
+pub(crate) fn arena_use(model: &Model<'_>, plan: &Plan, config: &TrainConfig) -> ArenaUse {
+    let mut u = ArenaUse {
+        inference: Bump::size_of::<u8>(model.arena_size()),
+        slack: CARVE_ALIGN - 1,
+        ..ArenaUse::default()
+    };
+    for l in &plan.layers {
+        if l.train_weights {
+            u.weights += 2 * Bump::size_of::<i32>(l.weights) + Bump::size_of::<i8>(l.weights);
+            if config.rollback {
+                u.weights += Bump::size_of::<i8>(l.weights);
+            }
+        }
+        if l.train_bias {
+            let copies = if config.rollback { 4 } else { 3 };
+            u.biases += copies * Bump::size_of::<i32>(l.channels);
+        }
+    }
+    for (_, len) in &plan.saved {
+        u.activations += Bump::size_of::<i8>(*len);
+    }
+    u.gradients = 2 * Bump::size_of::<i32>(plan.grad_len);
+    u
+}
