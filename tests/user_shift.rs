@@ -133,8 +133,8 @@ fn fine_tuning_recovers_the_new_users_accuracy() {
         config = config.bias_from(5);
     }
     let config = config
-        .learning_rate(env("LR", 0.05))
-        .momentum(env("MOM", 0.9));
+        .learning_rate(env("LR", 0.003))
+        .momentum(env("MOM", 0.0));
     let use_ = Trainer::arena_use(&model, &config).unwrap();
     eprintln!(
         "train arena: {} bytes = {} inference + {} extra",
@@ -190,7 +190,7 @@ fn fine_tuning_recovers_the_new_users_accuracy() {
         );
     }
 
-    let epochs = env("EPOCHS", 30.0) as usize;
+    let epochs = env("EPOCHS", 5.0) as usize;
     let order = |epoch: usize| -> Vec<usize> {
         // A fixed shuffle per epoch (LCG), the same for both trainers.
         let mut v = train.clone();
