@@ -128,7 +128,7 @@ pub fn paint_stack() {
 /// no longer holds the paint.
 pub fn stack_peak() -> usize {
     let top = core::ptr::addr_of!(_stack_start) as usize;
-    let mut p = core::ptr::addr_of!(__sheap) as *const u32;
+    let mut p = core::ptr::addr_of!(__sheap);
     // SAFETY: reads words of RAM between the statics and the live stack, written by
     // `paint_stack` or by the stack since.
     while (p as usize) < top && unsafe { p.read_volatile() } == STACK_PAINT {

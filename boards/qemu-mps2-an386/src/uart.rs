@@ -1,5 +1,10 @@
 //! The ARM CMSDK APB UART (UART0 of the MPS2 images at 0x4000_4000) as a blocking
-//! `embedded-io` byte stream, polled: the firmware has nothing else to do while it waits.
+//! `embedded-io` byte stream.
+//!
+//! A read with nothing received sleeps in `WFI` until the RX interrupt is pending (with
+//! interrupts masked, so no handler runs). Busy polling would work too, but under
+//! `-icount` QEMU then hands received bytes to the guest only when the busy vCPU yields,
+//! about ten times slower; a sleeping core lets QEMU deliver them at once.
 
 use core::convert::Infallible;
 
@@ -10,12 +15,26 @@ pub const UART0_BASE: usize = 0x4000_4000;
 const DATA: usize = 0;
 const STATE: usize = 1;
 const CTRL: usize = 2;
+const INTSTATUS: usize = 3;
 const BAUDDIV: usize = 4;
 
 const STATE_TX_FULL: u32 = 1 << 0;
 const STATE_RX_FULL: u32 = 1 << 1;
 const CTRL_TX_EN: u32 = 1 << 0;
 const CTRL_RX_EN: u32 = 1 << 1;
+const CTRL_RX_INT_EN: u32 = 1 << 3;
+const INT_RX: u32 = 1 << 1;
+
+/// NVIC line of UART0's receive interrupt on the MPS2 images.
+#[derive(Clone, Copy)]
+struct Uart0Rx;
+
+// SAFETY: 0 is UART0 RX's interrupt number on mps2-an385/an386.
+unsafe impl cortex_m::interrupt::InterruptNumber for Uart0Rx {
+    fn number(self) -> u16 {
+        0
+    }
+}
 
 /// A CMSDK UART, transmitter and receiver enabled.
 pub struct Uart {
@@ -33,7 +52,12 @@ impl Uart {
         };
         // QEMU ignores the baud rate but refuses to transmit with a divider below 16.
         uart.write_reg(BAUDDIV, 16);
-        uart.write_reg(CTRL, CTRL_TX_EN | CTRL_RX_EN);
+        uart.write_reg(CTRL, CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_INT_EN);
+        // The interrupt only wakes the core from WFI: keep it masked at the core so that no
+        // handler is needed, and enabled at the NVIC so that it counts as a wake-up event.
+        cortex_m::interrupt::disable();
+        // SAFETY: unmasking one line whose handler never runs (PRIMASK is set).
+        unsafe { cortex_m::peripheral::NVIC::unmask(Uart0Rx) };
         uart
     }
 
@@ -62,12 +86,19 @@ impl embedded_io::Read for Uart {
         if buf.is_empty() {
             return Ok(0);
         }
-        while !self.rx_ready() {}
+        while !self.rx_ready() {
+            cortex_m::asm::wfi();
+        }
         let mut n = 0;
         while n < buf.len() && self.rx_ready() {
             buf[n] = self.read_reg(DATA) as u8;
             n += 1;
         }
+        // Clear the UART's and then the NVIC's pending state before the next WFI; a byte
+        // arriving after this sets them again, and the `rx_ready` check above catches one
+        // that arrived in between.
+        self.write_reg(INTSTATUS, INT_RX);
+        cortex_m::peripheral::NVIC::unpend(Uart0Rx);
         Ok(n)
     }
 }
