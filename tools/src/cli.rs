@@ -37,6 +37,9 @@ enum Command {
     Inspect {
         /// fixnet model.
         model: PathBuf,
+        /// Also print the train arena needed to fine-tune from op K on.
+        #[arg(long, value_name = "K")]
+        train_from: Option<usize>,
     },
     /// Accuracy and confusion matrix on labelled IDX images.
     Eval {
@@ -71,6 +74,8 @@ enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
+    /// Fine-tune a model on a user's labelled digits (host simulation of on-device training).
+    Finetune(crate::finetune::FinetuneArgs),
     /// Recognise digits in pictures (PNG or JPEG, any size, either polarity).
     Predict {
         /// fixnet model.
@@ -118,7 +123,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
             output,
             calibrate,
         } => convert(&input, &output, calibrate.as_deref()),
-        Command::Inspect { model } => inspect_cmd(&model),
+        Command::Inspect { model, train_from } => {
+            let code = inspect_cmd(&model)?;
+            if let Some(k) = train_from {
+                print!("{}", crate::finetune::train_arena_report(&model, k)?);
+            }
+            Ok(code)
+        }
+        Command::Finetune(args) => crate::finetune::run(args),
         Command::Eval {
             model,
             images,

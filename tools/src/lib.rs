@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod device;
 pub mod eval;
+pub mod finetune;
 pub mod fxn;
 pub mod idx;
 pub mod inspect;
