@@ -109,7 +109,8 @@ pub struct BenchArgs {
 }
 
 fn repo_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root).join(rel)
 }
 
 fn unit(info: &Info) -> &'static str {
