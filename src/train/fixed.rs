@@ -31,7 +31,7 @@ impl Scale {
     ///
     /// [`quantize_multiplier`]: crate::quant::quantize_multiplier
     pub fn from_f64(real: f64) -> Self {
-        if !(real > 0.0) || !real.is_finite() {
+        if real.is_nan() || real <= 0.0 || !real.is_finite() {
             return Scale::default();
         }
         let (multiplier, shift) = crate::quant::quantize_multiplier(real);

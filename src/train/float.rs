@@ -672,8 +672,8 @@ impl<'m, 'a> FloatTrainer<'m, 'a> {
 
     fn learning_rate(&self) -> f32 {
         let mut lr = self.config.learning_rate_q16 as f32 / 65536.0;
-        if self.config.decay_every > 0 {
-            for _ in 0..self.updates / self.config.decay_every {
+        if let Some(periods) = self.updates.checked_div(self.config.decay_every) {
+            for _ in 0..periods {
                 lr *= self.config.decay_factor_q16 as f32 / 65536.0;
             }
         }

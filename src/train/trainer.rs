@@ -237,8 +237,8 @@ impl<'m, 'a> Trainer<'m, 'a> {
     /// The learning rate of the next update, in Q16, after the step-decay schedule.
     pub fn learning_rate_q16(&self) -> u32 {
         let mut lr = u64::from(self.config.learning_rate_q16);
-        if self.config.decay_every > 0 {
-            for _ in 0..self.updates / self.config.decay_every {
+        if let Some(periods) = self.updates.checked_div(self.config.decay_every) {
+            for _ in 0..periods {
                 lr = (lr * u64::from(self.config.decay_factor_q16) + (1 << 15)) >> 16;
             }
         }
