@@ -12,12 +12,11 @@
 //! trainer on the same layers, for tests and for the host tool's comparison.
 //!
 //! ```no_run
-//! # fn demo(model: &fixnet::Model<'_>, samples: &[([u8; 784], u8)]) -> Result<(), fixnet::train::TrainError> {
+//! # fn demo<'m>(model: &'m fixnet::Model<'m>, samples: &[([u8; 784], u8)]) -> Result<(), fixnet::train::TrainError> {
 //! use fixnet::train::{TrainConfig, Trainer};
 //! let k = 6; // the last Dense layer of the seed CNN
 //! let config = TrainConfig::new(k).bias_from(5);
 //! let mut arena = vec![0u8; Trainer::arena_use(model, &config)?.total()];
-//! # let model: &'static fixnet::Model<'static> = unsafe { core::mem::transmute(model) };
 //! let mut trainer = Trainer::with_config(model, config, &mut arena)?;
 //! for (image, label) in samples {
 //!     let loss = trainer.step(image, usize::from(*label))?;
