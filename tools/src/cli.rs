@@ -22,16 +22,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Convert a full-integer int8 .tflite model to a fixnet model (.fxn).
+    /// Convert a model to fixnet's format (.fxn): a full-integer int8 .tflite as it is, or
+    /// a float Keras .keras/.h5 quantized with --calibrate images.
     Convert {
-        /// Input model: .tflite (Keras .keras/.h5 are not supported yet).
+        /// Input model: .tflite (int8), .keras or .h5 (float, needs --calibrate).
         input: PathBuf,
         /// Output fixnet model.
         #[arg(short, long, value_name = "OUT.fxn")]
         output: PathBuf,
-        /// IDX images to calibrate a float Keras model's quantization with.
+        /// IDX images to calibrate a float Keras model's quantization with (e.g. the
+        /// training images).
         #[arg(long, value_name = "IMAGES")]
         calibrate: Option<PathBuf>,
+        /// How many of the calibration images to use (the first ones).
+        #[arg(long, value_name = "N", default_value_t = 500)]
+        calibration_count: usize,
     },
     /// Show a model's layers, shapes, parameters, MACs, flash and arena bytes and CRC.
     Inspect {
@@ -122,7 +127,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
             input,
             output,
             calibrate,
-        } => convert(&input, &output, calibrate.as_deref()),
+            calibration_count,
+        } => convert(&input, &output, calibrate.as_deref(), calibration_count),
         Command::Inspect { model, train_from } => {
             let code = inspect_cmd(&model)?;
             if let Some(k) = train_from {
@@ -158,19 +164,36 @@ fn extension(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn convert(input: &Path, output: &Path, calibrate: Option<&Path>) -> Result<ExitCode> {
+fn convert(
+    input: &Path,
+    output: &Path,
+    calibrate: Option<&Path>,
+    calibration_count: usize,
+) -> Result<ExitCode> {
     let bytes = match extension(input).as_str() {
-        "keras" | "h5" => bail!(
-            "{}: converting Keras models is not supported yet; export a full-integer int8 .tflite and convert that",
-            input.display()
-        ),
+        "keras" | "h5" => {
+            let images = calibrate.with_context(|| {
+                format!(
+                    "{}: a float Keras model needs --calibrate IMAGES (IDX digits, e.g. the training images)",
+                    input.display()
+                )
+            })?;
+            let model = crate::keras::load(input).with_context(|| input.display().to_string())?;
+            let images = idx::read_images(images)?;
+            let options = crate::keras::CalibrationOptions {
+                max_images: calibration_count,
+                ..Default::default()
+            };
+            crate::keras::convert(&model, &images, &options)
+                .with_context(|| input.display().to_string())?
+        }
         "tflite" => {
             ensure!(
                 calibrate.is_none(),
                 "--calibrate applies to float Keras models; a .tflite model is already quantized"
             );
-            let data = std::fs::read(input)
-                .with_context(|| format!("cannot read {}", input.display()))?;
+            let data =
+                std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
             let graph = tflite::import(&data).with_context(|| input.display().to_string())?;
             lower::lower(&graph).with_context(|| input.display().to_string())?
         }

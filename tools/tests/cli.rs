@@ -78,6 +78,50 @@ fn convert_inspect_eval_each_fixture() {
     }
 }
 
+/// The Keras path of `convert`: a float .keras and .h5 quantized with calibration images stay
+/// within 0.3 points of the float model's recorded accuracy.
+#[test]
+fn convert_float_keras_with_calibration() {
+    let dir = scratch("keras");
+    let text = std::fs::read_to_string(root().join("tests/fixtures/fixtures.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let float = json["models"]["strided_cnn"]["accuracy"]["keras_float"]
+        .as_f64()
+        .unwrap();
+    for ext in ["keras", "h5"] {
+        let out = dir.join(format!("strided_cnn_{ext}.fxn"));
+        let out = out.to_str().unwrap();
+        let input = format!("tests/fixtures/models/strided_cnn.{ext}");
+        let run = fixnet(&[
+            "convert",
+            &input,
+            "--calibrate",
+            "data/mnist/train-images-idx3-ubyte.gz",
+            "-o",
+            out,
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let run = fixnet(&[
+            "eval",
+            "--model",
+            out,
+            "--images",
+            TEST_IMAGES,
+            "--labels",
+            TEST_LABELS,
+            "--json",
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+        let accuracy = v["accuracy"].as_f64().unwrap();
+        println!("strided_cnn.{ext}: float {float}, fixnet int8 {accuracy}");
+        assert!(
+            accuracy >= float - 0.003,
+            "{ext}: {accuracy} is more than 0.3 points below float {float}"
+        );
+    }
+}
+
 #[test]
 fn eval_text_report_and_limit() {
     let dir = scratch("text");
@@ -237,7 +281,7 @@ fn error_paths_are_one_line() {
             "-o",
             &d("x.fxn"),
         ]),
-        "not supported yet",
+        "needs --calibrate",
     );
     assert_one_line_error(
         &fixnet(&[
