@@ -16,7 +16,7 @@ use fixnet::format::crc32::crc32;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; bumped on any incompatible change of the messages.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Most encoded bytes of one frame, not counting the `0x00` delimiter. A 28×28 image with a
 /// label, its length prefix, tag and CRC take 793 bytes before COBS, 797 after.
@@ -39,14 +39,16 @@ pub enum Request<'a> {
         /// Pixels, row by row.
         image: &'a [u8],
     },
-    /// One fine-tuning step on a labelled image: answered by [`Response::Trained`].
+    /// One fine-tuning step on a labelled image: answered by [`Response::Trained`]. The
+    /// weights change once a mini-batch is complete ([`TrainingInfo::batch_size`] samples).
     TrainSample {
         /// Pixels, row by row.
         image: &'a [u8],
         /// The true class.
         label: u8,
     },
-    /// Persist the current (fine-tuned) weights to flash: answered by [`Response::Saved`].
+    /// Persist the current (fine-tuned) weights to flash, after applying a partial
+    /// mini-batch: answered by [`Response::Saved`].
     Save,
     /// Forget fine-tuning, in RAM and in flash, and go back to the weights the firmware was
     /// built with: answered by [`Response::Reverted`].
@@ -89,10 +91,43 @@ pub struct Info {
     pub flash_erase_bytes: u32,
     /// What the `count` of a classification counts.
     pub counter: CounterUnit,
-    /// Whether train-sample, save and revert are supported.
-    pub training: bool,
+    /// How the firmware fine-tunes; `None`: train-sample, save and revert are not supported.
+    pub training: Option<TrainingInfo>,
+    /// Where the weights in use come from.
+    pub weights: Weights,
     /// [`MAX_FRAME`] of the firmware.
     pub max_frame: u32,
+}
+
+/// How a firmware fine-tunes (see `fixnet::train` and `docs/training.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainingInfo {
+    /// First op whose weights (and biases) are trained.
+    pub train_from: u16,
+    /// First op whose biases are trained.
+    pub bias_from: u16,
+    /// Samples per mini-batch: the weights change once every this many train-sample
+    /// requests, and on save.
+    pub batch_size: u16,
+    /// Learning rate in Q16 (65536 = 1.0).
+    pub learning_rate_q16: u32,
+    /// Bytes of the train arena (the model's inference arena included).
+    pub train_arena_bytes: u32,
+    /// Bytes of one saved weight set.
+    pub payload_bytes: u32,
+}
+
+/// Where the weights in use come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Weights {
+    /// Generation of the saved set they were loaded from or last saved as; 0: the factory
+    /// weights (the ones the firmware was built with).
+    pub generation: u32,
+    /// Training steps since then (not saved yet).
+    pub steps: u32,
+    /// Of those, samples in the unfinished mini-batch (their update is applied when it
+    /// is complete, or on save).
+    pub pending: u16,
 }
 
 /// The result of [`Request::Classify`].
@@ -120,6 +155,8 @@ pub struct Stats {
     pub saves: u32,
     /// Error replies sent.
     pub errors: u32,
+    /// Where the weights in use come from.
+    pub weights: Weights,
 }
 
 /// Why a request failed. The firmware keeps serving after any of them.
@@ -165,8 +202,8 @@ pub enum Response {
     Trained {
         /// The sample's cross-entropy loss before the step.
         loss: f32,
-        /// Fine-tuning steps since the weights were last reverted.
-        steps: u32,
+        /// The weights after the step.
+        weights: Weights,
     },
     /// Answer to [`Request::Save`].
     Saved {

@@ -1,5 +1,6 @@
 //! The firmware's main loop: read frames from the serial link, answer each one.
 
+use crate::backend::{Backend, Inference};
 use crate::protocol::{
     decode_frame, encode_frame, Classification, CounterUnit, ErrorCode, Info, Request, Response,
     Stats, MAX_CLASSES, MAX_FRAME, PROTOCOL_VERSION,
@@ -25,39 +26,11 @@ pub trait CycleCounter {
     }
 }
 
-/// Fine-tuning and persistence of the weights, behind the train-sample, save and revert
-/// requests. Every method defaults to [`ErrorCode::Unsupported`].
-pub trait FineTuning {
-    /// Whether the other methods do anything (reported in [`Info::training`]).
-    fn supported(&self) -> bool {
-        false
-    }
-    /// One training step on `image` with class `label`: the loss before the step and the
-    /// number of steps since the weights were last reverted.
-    fn train(
-        &mut self,
-        interp: &mut Interpreter<'_, '_>,
-        image: &[u8],
-        label: u8,
-    ) -> Result<(f32, u32), ErrorCode> {
-        let _ = (interp, image, label);
-        Err(ErrorCode::Unsupported)
-    }
-    /// Persists the weights; returns the generation number now in flash.
-    fn save(&mut self) -> Result<u32, ErrorCode> {
-        Err(ErrorCode::Unsupported)
-    }
-    /// Goes back to the weights the firmware was built with, in RAM and in flash.
-    fn revert(&mut self) -> Result<(), ErrorCode> {
-        Err(ErrorCode::Unsupported)
-    }
-}
-
-/// No fine-tuning: train-sample, save and revert answer [`ErrorCode::Unsupported`].
+/// The fine-tuning argument of [`Server::new`]: none. (Kept so that boards written against
+/// the first `Server::new` build unchanged; fine-tuning comes with a
+/// [`Training`](crate::Training) backend and [`Server::with_backend`].)
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoFineTuning;
-
-impl FineTuning for NoFineTuning {}
 
 /// What a board tells the host about itself in [`Info`].
 #[derive(Clone, Copy, Debug)]
@@ -73,39 +46,43 @@ pub struct BoardInfo {
 }
 
 /// The board's peripherals and the model, everything a request may touch except the link.
-struct Core<'m, 'a, P, D, C, F> {
-    interp: Interpreter<'m, 'a>,
+struct Core<P, D, C, B> {
+    backend: B,
     led: P,
     delay: D,
     counter: C,
-    tuning: F,
     board: BoardInfo,
     stats: Stats,
+    /// Pixels the model takes.
+    input_len: usize,
+    /// Classes the model gives.
+    classes: usize,
 }
 
 /// Serves the protocol over `link`: one [`Response`] per frame received, whatever the frame.
 ///
 /// Generic over the serial link (`embedded-io`), a status LED (on while a request is being
 /// handled), a delay (to back off after link errors), an instruction/cycle counter and the
-/// fine-tuning backend, so that each board only supplies drivers.
-pub struct Server<'m, 'a, L, P, D, C, F = NoFineTuning> {
+/// [`Backend`] that runs the model (and maybe fine-tunes it), so that each board only
+/// supplies drivers.
+pub struct Server<L, P, D, C, B> {
     link: L,
     rx: [u8; MAX_FRAME],
     rx_len: usize,
     /// The current frame outgrew `rx`; its bytes are dropped up to the next delimiter.
     overflow: bool,
-    core: Core<'m, 'a, P, D, C, F>,
+    core: Core<P, D, C, B>,
 }
 
-impl<'m, 'a, L, P, D, C, F> Server<'m, 'a, L, P, D, C, F>
+impl<'m, 'a, L, P, D, C> Server<L, P, D, C, Inference<'m, 'a>>
 where
     L: Read + Write,
     P: OutputPin,
     D: DelayNs,
     C: CycleCounter,
-    F: FineTuning,
 {
-    /// A server for the model `interp` runs.
+    /// A server that classifies with the model `interp` runs, without fine-tuning (an
+    /// [`Inference`] backend; see [`Server::with_backend`]).
     ///
     /// Fails with [`fixnet::Error::CapacityExceeded`] if the model has more than
     /// [`MAX_CLASSES`] outputs.
@@ -115,10 +92,38 @@ where
         led: P,
         delay: D,
         counter: C,
-        tuning: F,
+        tuning: NoFineTuning,
         board: BoardInfo,
     ) -> Result<Self, fixnet::Error> {
-        if interp.output().len() > MAX_CLASSES {
+        let NoFineTuning = tuning;
+        Self::with_backend(Inference::new(interp), link, led, delay, counter, board)
+    }
+}
+
+impl<L, P, D, C, B> Server<L, P, D, C, B>
+where
+    L: Read + Write,
+    P: OutputPin,
+    D: DelayNs,
+    C: CycleCounter,
+    B: Backend,
+{
+    /// A server for the model of `backend`.
+    ///
+    /// Fails with [`fixnet::Error::CapacityExceeded`] if the model has more than
+    /// [`MAX_CLASSES`] outputs.
+    pub fn with_backend(
+        backend: B,
+        link: L,
+        led: P,
+        delay: D,
+        counter: C,
+        board: BoardInfo,
+    ) -> Result<Self, fixnet::Error> {
+        let model = backend.model();
+        let input_len = model.input()?.dims.num_elements();
+        let classes = model.output()?.dims.num_elements();
+        if classes > MAX_CLASSES {
             return Err(fixnet::Error::CapacityExceeded);
         }
         Ok(Server {
@@ -127,13 +132,14 @@ where
             rx_len: 0,
             overflow: false,
             core: Core {
-                interp,
+                backend,
                 led,
                 delay,
                 counter,
-                tuning,
                 board,
                 stats: Stats::default(),
+                input_len,
+                classes,
             },
         })
     }
@@ -162,7 +168,20 @@ where
 
     /// Counters since start-up.
     pub fn stats(&self) -> Stats {
-        self.core.stats
+        Stats {
+            weights: self.core.backend.weights(),
+            ..self.core.stats
+        }
+    }
+
+    /// The backend, e.g. to look at the trainer of a [`Training`](crate::Training) backend.
+    pub fn backend(&self) -> &B {
+        &self.core.backend
+    }
+
+    /// Stops serving and gives the backend back (e.g. its flash, to restart on it).
+    pub fn into_backend(self) -> B {
+        self.core.backend
     }
 
     /// The link, e.g. to look at what an in-memory link received.
@@ -215,12 +234,12 @@ where
     }
 }
 
-impl<P, D, C, F> Core<'_, '_, P, D, C, F>
+impl<P, D, C, B> Core<P, D, C, B>
 where
     P: OutputPin,
     D: DelayNs,
     C: CycleCounter,
-    F: FineTuning,
+    B: Backend,
 {
     fn handle(&mut self, frame: &mut [u8]) -> Response {
         // The LED is a courtesy: a board without one passes a no-op pin, so errors are moot.
@@ -247,18 +266,21 @@ where
             Request::Info => Ok(Response::Info(self.info())),
             Request::Classify { image } => self.classify(image).map(Response::Classified),
             Request::TrainSample { image, label } => self.train(image, label),
-            Request::Save => self.tuning.save().map(|generation| {
+            Request::Save => self.backend.save().map(|generation| {
                 self.stats.saves += 1;
                 Response::Saved { generation }
             }),
-            Request::Revert => self.tuning.revert().map(|()| Response::Reverted),
-            Request::Stats => Ok(Response::Stats(self.stats)),
+            Request::Revert => self.backend.revert().map(|()| Response::Reverted),
+            Request::Stats => Ok(Response::Stats(Stats {
+                weights: self.backend.weights(),
+                ..self.stats
+            })),
         };
         result.unwrap_or_else(Response::Error)
     }
 
     fn info(&self) -> Info {
-        let model = self.interp.model();
+        let model = self.backend.model();
         Info {
             board: truncated(self.board.name),
             firmware_version: truncated(self.board.firmware_version),
@@ -266,18 +288,19 @@ where
             model_bytes: model.len() as u32,
             model_crc: model.crc(),
             arena_bytes: model.arena_size() as u32,
-            input_len: self.interp.input().len() as u32,
-            classes: self.interp.output().len() as u32,
+            input_len: self.input_len as u32,
+            classes: self.classes as u32,
             flash_bytes: self.board.flash_bytes,
             flash_erase_bytes: self.board.flash_erase_bytes,
             counter: self.counter.unit(),
-            training: self.tuning.supported(),
+            training: self.backend.training(),
+            weights: self.backend.weights(),
             max_frame: MAX_FRAME as u32,
         }
     }
 
     fn check_image(&self, image: &[u8]) -> Result<(), ErrorCode> {
-        let expected = self.interp.input().len();
+        let expected = self.input_len;
         if image.len() != expected {
             return Err(ErrorCode::BadImage {
                 expected: expected as u32,
@@ -290,15 +313,10 @@ where
     fn classify(&mut self, image: &[u8]) -> Result<Classification, ErrorCode> {
         self.check_image(image)?;
         let start = self.counter.now();
-        self.interp
-            .set_input_grey(image)
-            .and_then(|()| self.interp.invoke())
-            .map_err(|_| ErrorCode::Model)?;
+        let scores = self.backend.classify(image)?;
         let end = self.counter.now();
         self.stats.inferences += 1;
-        let (class, _) = self.interp.top1();
-        let scores =
-            heapless::Vec::from_slice(self.interp.output()).map_err(|_| ErrorCode::Model)?;
+        let (class, _) = fixnet::interpreter::top1(&scores);
         Ok(Classification {
             class: class as u8,
             scores,
@@ -307,16 +325,19 @@ where
     }
 
     fn train(&mut self, image: &[u8], label: u8) -> Result<Response, ErrorCode> {
-        if !self.tuning.supported() {
+        if self.backend.training().is_none() {
             return Err(ErrorCode::Unsupported);
         }
         self.check_image(image)?;
-        if usize::from(label) >= self.interp.output().len() {
+        if usize::from(label) >= self.classes {
             return Err(ErrorCode::BadLabel);
         }
-        let (loss, steps) = self.tuning.train(&mut self.interp, image, label)?;
+        let loss = self.backend.train_sample(image, label)?;
         self.stats.training_steps += 1;
-        Ok(Response::Trained { loss, steps })
+        Ok(Response::Trained {
+            loss,
+            weights: self.backend.weights(),
+        })
     }
 }
 

@@ -177,7 +177,19 @@ fn every_message_round_trips() {
             flash_bytes: 1 << 20,
             flash_erase_bytes: 4096,
             counter: CounterUnit::Instructions,
-            training: true,
+            training: Some(TrainingInfo {
+                train_from: 6,
+                bias_from: 5,
+                batch_size: 10,
+                learning_rate_q16: 197,
+                train_arena_bytes: 41_500,
+                payload_bytes: 1_860,
+            }),
+            weights: Weights {
+                generation: 3,
+                steps: 12,
+                pending: 2,
+            },
             max_frame: 1024,
         }),
         Response::Classified(Classification {
@@ -187,7 +199,11 @@ fn every_message_round_trips() {
         }),
         Response::Trained {
             loss: 0.25,
-            steps: 17,
+            weights: Weights {
+                generation: 0,
+                steps: 17,
+                pending: 7,
+            },
         },
         Response::Saved { generation: 4 },
         Response::Reverted,
@@ -197,6 +213,7 @@ fn every_message_round_trips() {
             training_steps: 3,
             saves: 4,
             errors: 5,
+            weights: Weights::default(),
         }),
         Response::Error(ErrorCode::BadImage {
             expected: 784,
@@ -230,7 +247,7 @@ fn classifications_equal_the_host_interpreter() {
     assert_eq!(info.model_crc, model.crc());
     assert_eq!(info.arena_bytes as usize, model.arena_size());
     assert_eq!((info.input_len, info.classes), (784, 10));
-    assert!(!info.training);
+    assert!(info.training.is_none());
 
     let mut arena = vec![0u8; model.arena_size()];
     let mut interp = Interpreter::new(&model, &mut arena).unwrap();

@@ -5,6 +5,11 @@
 //! sets whole sectors to `0xFF`, programming can only clear bits (the new content is
 //! `old & data`). Programming goes one word-aligned page per host write, so a QEMU killed in
 //! the middle of a save leaves a torn record, as a power cut would on a real chip.
+//!
+//! Each page write also takes time, as on a real part: [`PAGE_PROGRAM_US`] per programmed
+//! page and [`SECTOR_ERASE_US`] per erased sector (spread over its pages), waited out in
+//! `WFI` on CMSDK timer 0, so a save lasts tens of milliseconds of wall-clock time and a
+//! QEMU killed at a random moment often lands in the middle of one.
 
 use cortex_m_semihosting::{nr, syscall};
 use embedded_storage::nor_flash::{
@@ -21,6 +26,11 @@ pub const ERASE_SIZE: usize = 4096;
 pub const WRITE_SIZE: usize = 4;
 /// Bytes programmed per host write.
 const PAGE: usize = 256;
+/// Time to program one 256-byte page (a typical SPI NOR flash: 0.7 to 3 ms).
+pub const PAGE_PROGRAM_US: u32 = 1_000;
+/// Time to erase one 4 KiB sector (typical SPI NOR flash: 25 to 400 ms; shorter here to keep
+/// tests quick).
+pub const SECTOR_ERASE_US: u32 = 16_000;
 
 /// The emulated flash: an open host file.
 pub struct SemihostingFlash {
@@ -148,6 +158,7 @@ impl NorFlash for SemihostingFlash {
         let from = check(from, len, ERASE_SIZE)?;
         let erased = [0xFFu8; PAGE];
         for at in (from..from + len).step_by(PAGE) {
+            busy_for(SECTOR_ERASE_US / (ERASE_SIZE / PAGE) as u32);
             self.write_at(at, &erased)?;
         }
         Ok(())
@@ -164,8 +175,60 @@ impl NorFlash for SemihostingFlash {
             for (o, &b) in old.iter_mut().zip(chunk) {
                 *o &= b;
             }
+            busy_for(PAGE_PROGRAM_US);
             self.write_at(at, old)?;
         }
         Ok(())
     }
+}
+
+/// CMSDK APB timer 0 of the MPS2 image, counting down at the 25 MHz peripheral clock.
+const TIMER0: *mut u32 = 0x4000_0000 as *mut u32;
+const TIMER_CTRL: usize = 0;
+const TIMER_VALUE: usize = 1;
+const TIMER_RELOAD: usize = 2;
+const TIMER_INT: usize = 3;
+const TIMER_ENABLE: u32 = 1 << 0;
+const TIMER_IRQ_ENABLE: u32 = 1 << 3;
+/// Timer ticks per microsecond.
+const TIMER_TICKS_PER_US: u32 = 25;
+
+#[derive(Clone, Copy)]
+struct Timer0Irq;
+
+// SAFETY: interrupt 8 is CMSDK timer 0 on the MPS2 AN385/AN386 images.
+unsafe impl cortex_m::interrupt::InterruptNumber for Timer0Irq {
+    fn number(self) -> u16 {
+        8
+    }
+}
+
+/// The flash is busy for `us` microseconds: sleeps in `WFI` until timer 0 expires. Its
+/// interrupt wakes the core but is never taken (interrupts stay masked at the core, as for
+/// the UART), and QEMU lets virtual time run at real speed while the core sleeps.
+fn busy_for(us: u32) {
+    let timer = |reg: usize| {
+        // SAFETY: a register of CMSDK timer 0, which only this function uses.
+        unsafe { TIMER0.add(reg) }
+    };
+    let ticks = us.saturating_mul(TIMER_TICKS_PER_US).max(1);
+    // Sleeping with the interrupt unmasked at the NVIC needs PRIMASK set (it is, after
+    // `Uart::new`; setting it again is harmless).
+    cortex_m::interrupt::disable();
+    // SAFETY: plain read/write registers of timer 0; its interrupt is masked at the core.
+    unsafe {
+        timer(TIMER_CTRL).write_volatile(0);
+        timer(TIMER_INT).write_volatile(1);
+        cortex_m::peripheral::NVIC::unpend(Timer0Irq);
+        cortex_m::peripheral::NVIC::unmask(Timer0Irq);
+        timer(TIMER_RELOAD).write_volatile(ticks);
+        timer(TIMER_VALUE).write_volatile(ticks);
+        timer(TIMER_CTRL).write_volatile(TIMER_ENABLE | TIMER_IRQ_ENABLE);
+        while timer(TIMER_INT).read_volatile() & 1 == 0 {
+            cortex_m::asm::wfi();
+        }
+        timer(TIMER_CTRL).write_volatile(0);
+        timer(TIMER_INT).write_volatile(1);
+    }
+    cortex_m::peripheral::NVIC::unpend(Timer0Irq);
 }

@@ -9,7 +9,7 @@ use crate::inspect::thousands;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use clap::{Args, Subcommand};
 use fixnet::{Interpreter, Model};
-use fixnet_app::{CounterUnit, Info};
+use fixnet_app::{CounterUnit, Info, Weights};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -47,7 +47,8 @@ pub enum DeviceAction {
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
-    /// Fine-tune the board's model on labelled IDX images, one step per image.
+    /// Fine-tune the board's model on labelled IDX images: one train-sample request per
+    /// image and epoch, in file order (the board updates its weights once per mini-batch).
     Train {
         /// IDX images (.idx3-ubyte, optionally gzipped).
         #[arg(long)]
@@ -58,6 +59,9 @@ pub enum DeviceAction {
         /// Only the first N images.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
+        /// Only the first N images of each class (after --limit).
+        #[arg(long, value_name = "N")]
+        per_class: Option<usize>,
         /// Passes over the images.
         #[arg(long, default_value_t = 1)]
         epochs: usize,
@@ -142,15 +146,55 @@ fn print_info(info: &Info) {
     } else {
         println!("no flash for weights");
     }
-    println!(
-        "counts {}; fine-tuning {}",
-        unit(info),
-        if info.training {
-            "supported"
-        } else {
-            "not supported"
-        }
-    );
+    println!("counts {}", unit(info));
+    match &info.training {
+        Some(t) => println!(
+            "fine-tuning: weights of op {}, biases from op {}; mini-batch {}, learning rate {:.4}; \
+             train arena {} bytes, saved set {} bytes",
+            t.train_from,
+            t.bias_from,
+            t.batch_size,
+            f64::from(t.learning_rate_q16) / 65536.0,
+            thousands(t.train_arena_bytes as usize),
+            thousands(t.payload_bytes as usize)
+        ),
+        None => println!("fine-tuning not supported"),
+    }
+    if info.training.is_some() {
+        println!("weights: {}", describe_weights(&info.weights));
+    }
+}
+
+/// Where the board's weights come from, in words.
+pub fn describe_weights(w: &Weights) -> String {
+    let base = match w.generation {
+        0 => "factory".to_string(),
+        g => format!("saved generation {g}"),
+    };
+    match (w.steps, w.pending) {
+        (0, _) => base,
+        (s, 0) => format!("{base} + {s} unsaved training steps"),
+        (s, p) => format!(
+            "{base} + {s} unsaved training steps ({p} of them in an unfinished mini-batch, \
+             applied when it fills up or on save)"
+        ),
+    }
+}
+
+/// The images of `images` to train on: the first `per_class` of each class, in file order
+/// (all of them without a limit).
+pub fn per_class_indices(labels: &[u8], per_class: Option<usize>) -> Vec<usize> {
+    let mut seen = std::collections::HashMap::<u8, usize>::new();
+    labels
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            let n = seen.entry(**l).or_default();
+            *n += 1;
+            per_class.is_none_or(|k| *n <= k)
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Median of `values` (upper middle), 0 when empty.
@@ -207,23 +251,35 @@ pub fn device(args: DeviceArgs) -> Result<ExitCode> {
             images,
             labels,
             limit,
+            per_class,
             epochs,
             save,
         } => {
             let (images, labels) = load_labelled(&images, &labels, limit)?;
+            let chosen = per_class_indices(&labels, per_class);
+            ensure!(!chosen.is_empty(), "no images to train on");
+            let info = dev.info()?;
+            ensure!(
+                info.training.is_some(),
+                "the board answered: {}",
+                super::describe(fixnet_app::ErrorCode::Unsupported)
+            );
+            let mut weights = info.weights;
             for epoch in 0..epochs {
                 let mut total = 0.0f64;
-                for (i, &label) in labels.iter().enumerate() {
-                    let (loss, _) = dev.train(images.image(i), label)?;
+                for &i in &chosen {
+                    let (loss, w) = dev.train(images.image(i), labels[i])?;
                     total += f64::from(loss);
+                    weights = w;
                 }
                 println!(
                     "epoch {}: mean loss {:.4} over {} images",
                     epoch + 1,
-                    total / labels.len().max(1) as f64,
-                    labels.len()
+                    total / chosen.len() as f64,
+                    chosen.len()
                 );
             }
+            println!("weights: {}", describe_weights(&weights));
             if save {
                 println!("saved: generation {}", dev.save()?);
             }
@@ -239,6 +295,7 @@ pub fn device(args: DeviceArgs) -> Result<ExitCode> {
                 "requests {}, inferences {}, training steps {}, saves {}, errors {}",
                 s.requests, s.inferences, s.training_steps, s.saves, s.errors
             );
+            println!("weights: {}", describe_weights(&s.weights));
         }
     }
     Ok(ExitCode::SUCCESS)

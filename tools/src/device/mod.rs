@@ -9,7 +9,9 @@ pub mod qemu;
 
 use anyhow::{anyhow, bail, Context, Result};
 use fixnet_app::protocol::MAX_FRAME;
-use fixnet_app::{decode_frame, encode_frame, Classification, ErrorCode, Info, Request, Response};
+use fixnet_app::{
+    decode_frame, encode_frame, Classification, ErrorCode, Info, Request, Response, Weights,
+};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -144,10 +146,10 @@ impl Device {
         }
     }
 
-    /// One fine-tuning step: the loss and the steps so far.
-    pub fn train(&mut self, image: &[u8], label: u8) -> Result<(f32, u32)> {
+    /// One fine-tuning step: the sample's loss before the step, and the weights after it.
+    pub fn train(&mut self, image: &[u8], label: u8) -> Result<(f32, Weights)> {
         match self.request(&Request::TrainSample { image, label })? {
-            Response::Trained { loss, steps } => Ok((loss, steps)),
+            Response::Trained { loss, weights } => Ok((loss, weights)),
             other => Err(unexpected(other)),
         }
     }
@@ -199,7 +201,7 @@ pub fn describe(code: ErrorCode) -> String {
         ErrorCode::BadLabel => "the label is not one of the model's classes".into(),
         ErrorCode::Model => "the model failed to run".into(),
         ErrorCode::Unsupported => {
-            "this firmware does not support fine-tuning (train, save, revert) yet".into()
+            "this firmware does not support fine-tuning (train, save, revert)".into()
         }
         ErrorCode::Storage => "the flash failed".into(),
     }
