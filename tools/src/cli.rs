@@ -405,5 +405,33 @@ fn demo() -> Result<ExitCode> {
     let model = repo_file("models/seed_cnn.fxn");
     let images = repo_file("data/mnist/test-images-idx3-ubyte.gz");
     let labels = repo_file("data/mnist/test-labels-idx1-ubyte.gz");
+    show_first_digits(&model, &images, &labels, 12)?;
     eval(&model, &images, &labels, false, None)
+}
+
+/// The first `count` test digits as terminal pictures, each captioned with what the model
+/// sees and the true label, so the user sees what is being recognised.
+fn show_first_digits(model: &Path, images: &Path, labels: &Path, count: usize) -> Result<()> {
+    let model = load_model(model)?;
+    let images = load_images(images, Some(count))?;
+    let labels = idx::read_labels(labels)?;
+    let (classes, outputs, _) = run_model(&model, &images, true)?;
+    let items: Vec<(Vec<String>, String)> = (0..images.len())
+        .map(|i| {
+            let row = &outputs[i * classes..(i + 1) * classes];
+            let (digit, _) = fixnet::interpreter::top1(row);
+            let caption = match labels.get(i) {
+                Some(&l) if usize::from(l) == digit => format!("  -> {digit}  right"),
+                Some(&l) => format!("  -> {digit}  wrong, is {l}"),
+                None => format!("  -> {digit}"),
+            };
+            (
+                crate::device::picture::digit_lines(images.image(i), images.cols),
+                caption,
+            )
+        })
+        .collect();
+    print!("{}", crate::device::picture::gallery(&items, 4));
+    println!();
+    Ok(())
 }

@@ -12,6 +12,9 @@ use fixnet::Model;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Classifies one feature vector (the frozen prefix's output) with the current weights.
+type Predictor<'a> = dyn FnMut(&[i8]) -> Result<usize> + 'a;
+
 /// Arguments of `fixnet finetune`.
 #[derive(Debug, clap::Args)]
 pub struct FinetuneArgs {
@@ -313,7 +316,7 @@ pub fn run(args: FinetuneArgs) -> Result<ExitCode> {
                 }
             }
         }
-        let mut predict: Box<dyn FnMut(&[i8]) -> Result<usize>> = match ft.as_mut() {
+        let mut predict: Box<Predictor> = match ft.as_mut() {
             Some(ft) => Box::new(move |f| ft.predict_features(f).map_err(|e| anyhow!("{e}"))),
             None => Box::new(|f| predict_fixed(&mut trainer, f)),
         };
