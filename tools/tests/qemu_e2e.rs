@@ -135,14 +135,27 @@ fn bad_frames_get_error_replies_and_the_next_request_still_works() {
         let again = dev.classify(image).unwrap();
         assert_eq!(again.scores, expected.scores, "after {what}");
     }
-    // An unknown request and the unsupported fine-tuning requests are typed errors too.
-    assert!(dev.save().unwrap_err().to_string().contains("fine-tuning"));
+    // Bad training requests are typed errors too, and change nothing.
     assert_eq!(
-        dev.request(&Request::Revert).unwrap(),
-        Response::Error(ErrorCode::Unsupported)
+        dev.request(&Request::TrainSample { image, label: 10 })
+            .unwrap(),
+        Response::Error(ErrorCode::BadLabel)
+    );
+    assert_eq!(
+        dev.request(&Request::TrainSample {
+            image: &image[..100],
+            label: 1
+        })
+        .unwrap(),
+        Response::Error(ErrorCode::BadImage {
+            expected: 784,
+            received: 100
+        })
     );
     let stats = dev.stats().unwrap();
-    assert!(stats.errors >= 11, "{stats:?}");
+    assert!(stats.errors >= 12, "{stats:?}");
+    assert_eq!(stats.training_steps, 0);
+    assert_eq!(dev.classify(image).unwrap().scores, expected.scores);
     board.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
