@@ -497,3 +497,71 @@ fn a_save_killed_at_random_moments_leaves_the_old_or_the_new_weights() {
         "no kill landed in the middle of a save: {phases:?}"
     );
 }
+
+/// Runs the `fixnet` binary; returns stdout, failing the test on a non-zero exit.
+fn fixnet(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fixnet"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "fixnet {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn fixnet_device_train_save_revert_drive_the_board() {
+    let Some(elf) = firmware() else { return };
+    let dir = state_dir("cli");
+    let mut board = QemuBoard::start(&elf, &dir).unwrap();
+    let port = board.address();
+    drop(board.connect().unwrap());
+    let images = repo("data/mnist/test-images-idx3-ubyte.gz");
+    let labels = repo("data/mnist/test-labels-idx1-ubyte.gz");
+    let (images, labels) = (images.to_str().unwrap(), labels.to_str().unwrap());
+
+    let info = fixnet(&["device", "--port", &port, "info"]);
+    assert!(info.contains("fine-tuning: weights of op"), "{info}");
+    assert!(info.contains("weights: factory"), "{info}");
+    // The first digit of each class among the first 40: 10 samples, one mini-batch per epoch.
+    let out = fixnet(&[
+        "device",
+        "--port",
+        &port,
+        "train",
+        "--images",
+        images,
+        "--labels",
+        labels,
+        "--limit",
+        "40",
+        "--per-class",
+        "1",
+        "--epochs",
+        "2",
+    ]);
+    assert!(out.contains("epoch 2: mean loss"), "{out}");
+    assert!(out.contains("factory + 20 unsaved training steps"), "{out}");
+    let out = fixnet(&["device", "--port", &port, "save"]);
+    assert!(out.contains("saved: generation 1"), "{out}");
+    let stats = fixnet(&["device", "--port", &port, "stats"]);
+    assert!(stats.contains("training steps 20, saves 1"), "{stats}");
+    assert!(stats.contains("weights: saved generation 1"), "{stats}");
+    board.kill();
+
+    let mut board = QemuBoard::start(&elf, &dir).unwrap();
+    let port = board.address();
+    drop(board.connect().unwrap());
+    let info = fixnet(&["device", "--port", &port, "info"]);
+    assert!(info.contains("weights: saved generation 1"), "{info}");
+    let out = fixnet(&["device", "--port", &port, "revert"]);
+    assert!(out.contains("reverted"), "{out}");
+    let info = fixnet(&["device", "--port", &port, "info"]);
+    assert!(info.contains("weights: factory"), "{info}");
+    board.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -342,9 +342,19 @@ pub fn qemu(args: QemuArgs) -> Result<ExitCode> {
         &repo_path("data/mnist/test-labels-idx1-ubyte.gz"),
         Some(args.count),
     )?;
-    // Host simulation of the same model, when the firmware runs the shipped one.
+    // Host simulation of the same model, when the firmware runs the shipped one with its
+    // factory weights (fine-tuned weights saved in the state directory are loaded at boot).
     let model = Model::from_bytes(fixnet_app::MODEL).map_err(|e| anyhow!("{e}"))?;
-    let simulate = model.crc() == info.model_crc;
+    let factory = info.weights == Weights::default();
+    let simulate = model.crc() == info.model_crc && factory;
+    if !factory {
+        println!(
+            "the board runs fine-tuned weights ({}), not compared with the host simulation \
+             (delete {} for the factory weights)\n",
+            describe_weights(&info.weights),
+            state.join("fixnet-flash.bin").display()
+        );
+    }
     let mut arena = vec![0u8; model.arena_size()];
     let mut interp = Interpreter::new(&model, &mut arena).map_err(|e| anyhow!("{e}"))?;
 
