@@ -1,7 +1,9 @@
 //! fixnet's serving firmware on the nRF52840 DK: answers the serial protocol
 //! (`fixnet_app::protocol`) on the J-Link virtual COM port (UART0 on P0.06/P0.08, 115200
-//! 8N1) with the embedded model, timing inferences with the DWT cycle counter. LED1 (P0.13)
-//! is lit while a request is being handled. Logs go out over RTT (defmt).
+//! 8N1) with the embedded model, timing inferences with the DWT cycle counter; fine-tunes it
+//! on request and keeps saved weights in two flash slots (NVMC), loading the newest valid set
+//! at start-up. LED1 (P0.13) is lit while a request is being handled. Logs go out over RTT
+//! (defmt).
 #![no_std]
 #![no_main]
 
@@ -11,9 +13,11 @@ use cortex_m::peripheral::DWT;
 use cortex_m_rt::entry;
 use defmt_rtt as _;
 use embedded_hal::digital::{ErrorType, OutputPin};
-use fixnet::storage::WeightStore;
 use fixnet::{Interpreter, Model};
-use fixnet_app::{BoardInfo, CounterUnit, CycleCounter, NoFineTuning, Server, ARENA_SIZE, MODEL};
+use fixnet_app::{
+    slot_size, BoardInfo, Boot, CounterUnit, CycleCounter, NoFineTuning, Server, Training,
+    TrainingBuffers, ARENA_SIZE, MODEL, PAYLOAD_WORDS, TRAIN_ARENA_SIZE,
+};
 use nrf52840_hal::clocks::Clocks;
 use nrf52840_hal::gpio::{p0, Level};
 use nrf52840_hal::nvmc::Nvmc;
@@ -80,19 +84,8 @@ fn main() -> ! {
         port0.p0_08.into_floating_input().degrade(),
     );
 
-    let model = Model::from_bytes(MODEL).unwrap();
-    let (flash_bytes, flash_erase_bytes) = open_weights(p.NVMC, model.crc());
-
+    let model = cortex_m::singleton!(: Model<'static> = Model::from_bytes(MODEL).unwrap()).unwrap();
     let arena = cortex_m::singleton!(: [u8; ARENA_SIZE] = [0; ARENA_SIZE]).unwrap();
-    let interp = Interpreter::new(&model, arena).unwrap();
-    let board = BoardInfo {
-        name: "nrf52840-dk",
-        firmware_version: env!("CARGO_PKG_VERSION"),
-        flash_bytes,
-        flash_erase_bytes,
-    };
-    let mut server =
-        Server::new(interp, link, led, delay, DwtCounter, NoFineTuning, board).unwrap();
     defmt::info!(
         "fixnet serving on UART0 (115200 8N1): model {=usize} bytes, CRC {=u32:08x}, arena {=usize} bytes, {=u32} MHz",
         model.len(),
@@ -100,50 +93,67 @@ fn main() -> ! {
         model.arena_size(),
         SYSCLK_HZ / 1_000_000
     );
+
+    let mut board = BoardInfo {
+        name: "nrf52840-dk",
+        firmware_version: env!("CARGO_PKG_VERSION"),
+        flash_bytes: 0,
+        flash_erase_bytes: 0,
+    };
+    let slot = slot_size(PAGE);
+    match weight_flash(p.NVMC) {
+        Ok((flash, size)) if TRAIN_ARENA_SIZE > 0 && 2 * slot as usize <= size => {
+            board.flash_bytes = 2 * slot;
+            board.flash_erase_bytes = PAGE as u32;
+            let buffers = TrainingBuffers {
+                train_arena: cortex_m::singleton!(: [u8; TRAIN_ARENA_SIZE] = [0; TRAIN_ARENA_SIZE])
+                    .unwrap(),
+                arena,
+                payload: cortex_m::singleton!(: [u32; PAYLOAD_WORDS] = [0; PAYLOAD_WORDS])
+                    .unwrap(),
+            };
+            let training = Training::new(model, buffers, flash, 0, slot).unwrap();
+            log_boot(training.boot());
+            let mut server =
+                Server::with_backend(training, link, led, delay, DwtCounter, board).unwrap();
+            server.serve()
+        }
+        Ok((_, size)) => defmt::warn!(
+            "two weight slots of {=u32} bytes do not fit the {=usize}-byte weight region, or the model cannot be fine-tuned: classification only",
+            slot,
+            size
+        ),
+        Err(e) => defmt::error!("weight flash unusable ({}): classification only", e),
+    }
+    let interp = Interpreter::new(model, arena).unwrap();
+    let mut server =
+        Server::new(interp, link, led, delay, DwtCounter, NoFineTuning, board).unwrap();
     server.serve()
 }
 
-/// Opens the two weight slots in flash (the NVMC over the region `memory.x` sets aside) and
-/// logs which one holds the newest weights for this model; returns the bytes and erase size
-/// set aside for weights (0, 0 if unusable).
-fn open_weights(nvmc: NVMC, model_crc: u32) -> (u32, u32) {
+/// Logs which weights fine-tuning starts from.
+fn log_boot(boot: Boot) {
+    match boot {
+        Boot::Factory => defmt::info!("fine-tuning on; factory weights"),
+        Boot::Saved { generation } => {
+            defmt::info!(
+                "fine-tuning on; saved weights, generation {=u32}",
+                generation
+            )
+        }
+        Boot::Unreadable => defmt::warn!("fine-tuning on; saved weights unreadable: factory"),
+    }
+}
+
+/// The NVMC over the flash region `memory.x` sets aside for weights, and its size.
+fn weight_flash(nvmc: NVMC) -> Result<(Nvmc<NVMC>, usize), &'static str> {
     let start = core::ptr::addr_of!(__fixnet_weights_start) as usize;
     let end = core::ptr::addr_of!(__fixnet_weights_end) as usize;
     if start % PAGE != 0 || end % PAGE != 0 || end <= start {
-        defmt::error!(
-            "weight region {=usize:#x}..{=usize:#x} is not whole pages",
-            start,
-            end
-        );
-        return (0, 0);
+        return Err("the weight region is not whole pages");
     }
     // SAFETY: memory.x keeps this flash region out of the image; nothing else refers to it,
-    // and this is the only place that makes a slice of it.
+    // and this is the only place that makes a slice of it (called once, from main).
     let region = unsafe { core::slice::from_raw_parts_mut(start as *mut u8, end - start) };
-    let len = region.len() as u32;
-    match WeightStore::new(Nvmc::new(nvmc, region), 0, len / 2) {
-        Ok(mut store) => {
-            match store.newest(model_crc) {
-                Ok(Some((slot, header))) => defmt::info!(
-                    "saved weights: slot {=usize}, generation {=u32}, {=u32} bytes",
-                    slot,
-                    header.sequence,
-                    header.len
-                ),
-                Ok(None) => defmt::info!("no saved weights for this model: factory weights"),
-                Err(e) => defmt::warn!(
-                    "reading the weight slots failed: {}",
-                    defmt::Debug2Format(&e)
-                ),
-            }
-            (len, PAGE as u32)
-        }
-        Err(e) => {
-            defmt::error!(
-                "weight slots do not fit the flash: {}",
-                defmt::Debug2Format(&e)
-            );
-            (0, 0)
-        }
-    }
+    Ok((Nvmc::new(nvmc, region), end - start))
 }

@@ -1,7 +1,8 @@
 //! fixnet's serving firmware on the NUCLEO-F411RE: answers the serial protocol
 //! (`fixnet_app::protocol`) on the ST-LINK virtual COM port (USART2, 115200 8N1) with the
-//! embedded model, timing inferences with the DWT cycle counter. LD2 (PA5) is lit while a
-//! request is being handled. Logs go out over RTT (defmt).
+//! embedded model, timing inferences with the DWT cycle counter; fine-tunes it on request
+//! and keeps saved weights in two flash slots, loading the newest valid set at start-up.
+//! LD2 (PA5) is lit while a request is being handled. Logs go out over RTT (defmt).
 #![no_std]
 #![no_main]
 
@@ -11,9 +12,11 @@ mod link;
 use cortex_m::peripheral::DWT;
 use cortex_m_rt::entry;
 use defmt_rtt as _;
-use fixnet::storage::WeightStore;
 use fixnet::{Interpreter, Model};
-use fixnet_app::{BoardInfo, CounterUnit, CycleCounter, NoFineTuning, Server, ARENA_SIZE, MODEL};
+use fixnet_app::{
+    slot_size, BoardInfo, Boot, CounterUnit, CycleCounter, NoFineTuning, Server, Training,
+    TrainingBuffers, ARENA_SIZE, MODEL, PAYLOAD_WORDS, TRAIN_ARENA_SIZE,
+};
 use panic_probe as _;
 use stm32f4xx_hal::dwt::DwtExt;
 use stm32f4xx_hal::pac;
@@ -62,19 +65,8 @@ fn main() -> ! {
     .unwrap();
     let link = Link::new(serial);
 
-    let model = Model::from_bytes(MODEL).unwrap();
-    let (flash_bytes, flash_erase_bytes) = open_weights(dp.FLASH, model.crc());
-
+    let model = cortex_m::singleton!(: Model<'static> = Model::from_bytes(MODEL).unwrap()).unwrap();
     let arena = cortex_m::singleton!(: [u8; ARENA_SIZE] = [0; ARENA_SIZE]).unwrap();
-    let interp = Interpreter::new(&model, arena).unwrap();
-    let board = BoardInfo {
-        name: "nucleo-f411re",
-        firmware_version: env!("CARGO_PKG_VERSION"),
-        flash_bytes,
-        flash_erase_bytes,
-    };
-    let mut server =
-        Server::new(interp, link, led, delay, DwtCounter, NoFineTuning, board).unwrap();
     defmt::info!(
         "fixnet serving on USART2 (115200 8N1): model {=usize} bytes, CRC {=u32:08x}, arena {=usize} bytes, {=u32} MHz",
         model.len(),
@@ -82,37 +74,54 @@ fn main() -> ! {
         model.arena_size(),
         SYSCLK_HZ / 1_000_000
     );
+
+    let mut board = BoardInfo {
+        name: "nucleo-f411re",
+        firmware_version: env!("CARGO_PKG_VERSION"),
+        flash_bytes: 0,
+        flash_erase_bytes: 0,
+    };
+    let slot = slot_size(flash::ERASE_SIZE);
+    match WeightFlash::new(dp.FLASH) {
+        Ok(flash) if TRAIN_ARENA_SIZE > 0 && 2 * slot as usize <= flash.size() => {
+            board.flash_bytes = 2 * slot;
+            board.flash_erase_bytes = flash::ERASE_SIZE as u32;
+            let buffers = TrainingBuffers {
+                train_arena: cortex_m::singleton!(: [u8; TRAIN_ARENA_SIZE] = [0; TRAIN_ARENA_SIZE])
+                    .unwrap(),
+                arena,
+                payload: cortex_m::singleton!(: [u32; PAYLOAD_WORDS] = [0; PAYLOAD_WORDS])
+                    .unwrap(),
+            };
+            let training = Training::new(model, buffers, flash, 0, slot).unwrap();
+            log_boot(training.boot());
+            let mut server =
+                Server::with_backend(training, link, led, delay, DwtCounter, board).unwrap();
+            server.serve()
+        }
+        Ok(flash) => defmt::warn!(
+            "two weight slots of {=u32} bytes do not fit the {=usize}-byte weight region, or the model cannot be fine-tuned: classification only",
+            slot,
+            flash.size()
+        ),
+        Err(e) => defmt::error!("weight flash unusable ({}): classification only", e),
+    }
+    let interp = Interpreter::new(model, arena).unwrap();
+    let mut server =
+        Server::new(interp, link, led, delay, DwtCounter, NoFineTuning, board).unwrap();
     server.serve()
 }
 
-/// Opens the two weight slots in flash and logs which one holds the newest weights for this
-/// model; returns the bytes and erase size set aside for weights (0, 0 if unusable).
-fn open_weights(flash: pac::FLASH, model_crc: u32) -> (u32, u32) {
-    let flash = match WeightFlash::new(flash) {
-        Ok(flash) => flash,
-        Err(e) => {
-            defmt::error!("weight flash unusable: {}", e);
-            return (0, 0);
+/// Logs which weights fine-tuning starts from.
+fn log_boot(boot: Boot) {
+    match boot {
+        Boot::Factory => defmt::info!("fine-tuning on; factory weights"),
+        Boot::Saved { generation } => {
+            defmt::info!(
+                "fine-tuning on; saved weights, generation {=u32}",
+                generation
+            )
         }
-    };
-    let len = flash.size() as u32;
-    match WeightStore::new(flash, 0, len / 2) {
-        Ok(mut store) => {
-            match store.newest(model_crc) {
-                Ok(Some((slot, header))) => defmt::info!(
-                    "saved weights: slot {=usize}, generation {=u32}, {=u32} bytes",
-                    slot,
-                    header.sequence,
-                    header.len
-                ),
-                Ok(None) => defmt::info!("no saved weights for this model: factory weights"),
-                Err(e) => defmt::warn!("reading the weight slots failed: {}", e),
-            }
-            (len, flash::ERASE_SIZE as u32)
-        }
-        Err(e) => {
-            defmt::error!("weight slots do not fit the flash: {}", e);
-            (0, 0)
-        }
+        Boot::Unreadable => defmt::warn!("fine-tuning on; saved weights unreadable: factory"),
     }
 }

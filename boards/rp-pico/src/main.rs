@@ -1,8 +1,9 @@
 //! fixnet's serving firmware on the Raspberry Pi Pico: answers the serial protocol
 //! (`fixnet_app::protocol`) on UART0 (GP0 TX, GP1 RX, 115200 8N1) with the embedded model,
 //! timing inferences in core clock cycles with SysTick (extended to 32 bits by counting its
-//! wraps). The LED (GP25) is lit while a request is being handled. Logs go out over RTT
-//! (defmt).
+//! wraps); fine-tunes it on request and keeps saved weights in two flash slots, loading the
+//! newest valid set at start-up. The LED (GP25) is lit while a request is being handled.
+//! Logs go out over RTT (defmt).
 #![no_std]
 #![no_main]
 
@@ -15,9 +16,11 @@ use cortex_m::peripheral::{SCB, SYST};
 use cortex_m_rt::exception;
 use defmt_rtt as _;
 use embedded_hal::digital::OutputPin;
-use fixnet::storage::WeightStore;
 use fixnet::{Interpreter, Model};
-use fixnet_app::{BoardInfo, CounterUnit, CycleCounter, NoFineTuning, Server, ARENA_SIZE, MODEL};
+use fixnet_app::{
+    slot_size, BoardInfo, Boot, CounterUnit, CycleCounter, NoFineTuning, Server, Training,
+    TrainingBuffers, ARENA_SIZE, MODEL, PAYLOAD_WORDS, TRAIN_ARENA_SIZE,
+};
 use fugit::RateExtU32;
 use panic_probe as _;
 use rp2040_hal::clocks::{init_clocks_and_plls, Clock};
@@ -127,18 +130,8 @@ fn main() -> ! {
         .unwrap();
     let link = Link::new(uart);
 
-    let model = Model::from_bytes(MODEL).unwrap();
-    let (flash_bytes, flash_erase_bytes) = open_weights(model.crc());
-
+    let model = cortex_m::singleton!(: Model<'static> = Model::from_bytes(MODEL).unwrap()).unwrap();
     let arena = cortex_m::singleton!(: [u8; ARENA_SIZE] = [0; ARENA_SIZE]).unwrap();
-    let interp = Interpreter::new(&model, arena).unwrap();
-    let board = BoardInfo {
-        name: "rp-pico",
-        firmware_version: env!("CARGO_PKG_VERSION"),
-        flash_bytes,
-        flash_erase_bytes,
-    };
-    let mut server = Server::new(interp, link, led, delay, counter, NoFineTuning, board).unwrap();
     defmt::info!(
         "fixnet serving on UART0 (115200 8N1): model {=usize} bytes, CRC {=u32:08x}, arena {=usize} bytes, {=u32} MHz",
         model.len(),
@@ -146,37 +139,56 @@ fn main() -> ! {
         model.arena_size(),
         sysclk_hz / 1_000_000
     );
+
+    let mut board = BoardInfo {
+        name: "rp-pico",
+        firmware_version: env!("CARGO_PKG_VERSION"),
+        flash_bytes: 0,
+        flash_erase_bytes: 0,
+    };
+    let slot = slot_size(flash::ERASE_SIZE);
+    match WeightFlash::new().map(|f| {
+        let size = f.size();
+        (f, size)
+    }) {
+        Ok((flash, size)) if TRAIN_ARENA_SIZE > 0 && 2 * slot as usize <= size => {
+            board.flash_bytes = 2 * slot;
+            board.flash_erase_bytes = flash::ERASE_SIZE as u32;
+            let buffers = TrainingBuffers {
+                train_arena: cortex_m::singleton!(: [u8; TRAIN_ARENA_SIZE] = [0; TRAIN_ARENA_SIZE])
+                    .unwrap(),
+                arena,
+                payload: cortex_m::singleton!(: [u32; PAYLOAD_WORDS] = [0; PAYLOAD_WORDS])
+                    .unwrap(),
+            };
+            let training = Training::new(model, buffers, flash, 0, slot).unwrap();
+            log_boot(training.boot());
+            let mut server =
+                Server::with_backend(training, link, led, delay, counter, board).unwrap();
+            server.serve()
+        }
+        Ok((_, size)) => defmt::warn!(
+            "two weight slots of {=u32} bytes do not fit the {=usize}-byte weight region, or the model cannot be fine-tuned: classification only",
+            slot,
+            size
+        ),
+        Err(e) => defmt::error!("weight flash unusable ({}): classification only", e),
+    }
+    let interp = Interpreter::new(model, arena).unwrap();
+    let mut server = Server::new(interp, link, led, delay, counter, NoFineTuning, board).unwrap();
     server.serve()
 }
 
-/// Opens the two weight slots in flash and logs which one holds the newest weights for this
-/// model; returns the bytes and erase size set aside for weights (0, 0 if unusable).
-fn open_weights(model_crc: u32) -> (u32, u32) {
-    let flash = match WeightFlash::new() {
-        Ok(flash) => flash,
-        Err(e) => {
-            defmt::error!("weight flash unusable: {}", e);
-            return (0, 0);
+/// Logs which weights fine-tuning starts from.
+fn log_boot(boot: Boot) {
+    match boot {
+        Boot::Factory => defmt::info!("fine-tuning on; factory weights"),
+        Boot::Saved { generation } => {
+            defmt::info!(
+                "fine-tuning on; saved weights, generation {=u32}",
+                generation
+            )
         }
-    };
-    let len = flash.size() as u32;
-    match WeightStore::new(flash, 0, len / 2) {
-        Ok(mut store) => {
-            match store.newest(model_crc) {
-                Ok(Some((slot, header))) => defmt::info!(
-                    "saved weights: slot {=usize}, generation {=u32}, {=u32} bytes",
-                    slot,
-                    header.sequence,
-                    header.len
-                ),
-                Ok(None) => defmt::info!("no saved weights for this model: factory weights"),
-                Err(e) => defmt::warn!("reading the weight slots failed: {}", e),
-            }
-            (len, flash::ERASE_SIZE as u32)
-        }
-        Err(e) => {
-            defmt::error!("weight slots do not fit the flash: {}", e);
-            (0, 0)
-        }
+        Boot::Unreadable => defmt::warn!("fine-tuning on; saved weights unreadable: factory"),
     }
 }
