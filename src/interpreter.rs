@@ -1,6 +1,7 @@
 //! Runs a validated model in one caller-provided arena.
 
-use crate::format::{Model, Op, Tensor, TensorId};
+use crate::format::{ConvOp, Model, Op, Tensor, TensorId};
+use crate::kernels::fast::{self, FcRequant, PoolWindow};
 use crate::kernels::{self, FloatRequantize, Requantize};
 use crate::overlay::Overlay;
 use crate::{Error, Window};
@@ -68,7 +69,13 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     }
 
     /// The arena bytes of activation tensor `id` (valid after the op that writes it ran).
+    ///
+    /// The output of a convolution fused with its max pool ([`Model::is_elided`]) is never
+    /// stored: asking for it is [`Error::BadTensorIndex`].
     pub fn tensor_data(&self, id: TensorId) -> Result<&[i8], Error> {
+        if self.model.is_elided(id) {
+            return Err(Error::BadTensorIndex(id));
+        }
         let t = self.model.tensor(id)?;
         let range = arena_range(&t)?;
         let bytes = self.arena.get(range).ok_or(Error::BadPlan)?;
@@ -147,6 +154,15 @@ impl<'m, 'a> Interpreter<'m, 'a> {
             Some(values) => Ok(values),
             None => model.tensor(id)?.data_i32(),
         };
+        if let Op::Conv2d(c) = op {
+            return conv2d_op(model, c, weights(c.filter)?, biases(c.bias)?, self.arena);
+        }
+        if let Op::MaxPool(p) = op {
+            if model.is_elided(p.input) {
+                // Computed by the convolution it is fused with.
+                return Ok(());
+            }
+        }
         let (input, output) = split_io(self.arena, &input_t, &output_t)?;
         match op {
             Op::Conv2d(c) | Op::DepthwiseConv2d(c) => {
@@ -221,7 +237,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                         f.act_min,
                         f.act_max,
                     );
-                    kernels::fully_connected(input, filter, bias, &q, output)
+                    fast::fully_connected(input, filter, bias, FcRequant::Fixed(&q), output)
                 } else {
                     let q = FloatRequantize {
                         input_offset: -input_t.zero_point,
@@ -230,11 +246,91 @@ impl<'m, 'a> Interpreter<'m, 'a> {
                         act_min: f.act_min,
                         act_max: f.act_max,
                     };
-                    kernels::fully_connected_float_requant(input, filter, bias, &q, output)
+                    fast::fully_connected(input, filter, bias, FcRequant::Float(&q), output)
                 }
             }
             Op::Softmax(s) => kernels::softmax(input, input_t.dims.last(), &s.params, output),
             Op::Reshape { .. } => Ok(()),
+        }
+    }
+}
+
+/// Runs a Conv2D op — with its fused max pool, if any, writing the pool's output — with the
+/// optimized kernel, or the reference kernel for filters beyond its limits. `filter` and
+/// `bias` are the op's constants (possibly from an overlay). Shared with training's forward
+/// pass so that both compute the same bits.
+pub(crate) fn conv2d_op(
+    model: &Model<'_>,
+    c: &ConvOp<'_>,
+    filter: &[i8],
+    bias: &[i32],
+    arena: &mut [u8],
+) -> Result<(), Error> {
+    let input_t = model.tensor(c.input)?;
+    let conv_t = model.tensor(c.output)?;
+    let filter_t = model.tensor(c.filter)?;
+    let in_shape = input_t.dims.activation_shape()?;
+    let conv_shape = conv_t.dims.activation_shape()?;
+    let (window, _, _) = Window::new(
+        c.padding,
+        in_shape,
+        filter_t.dims.get(1),
+        filter_t.dims.get(2),
+        usize::from(c.stride_h),
+        usize::from(c.stride_w),
+    )?;
+    let q = requantize(
+        &input_t,
+        &conv_t,
+        c.multipliers,
+        c.shifts,
+        c.act_min,
+        c.act_max,
+    );
+    let taps = filter_t.dims.get(1) * filter_t.dims.get(2) * in_shape.channels;
+    let supported = fast::conv2d_pool::supported(taps, conv_shape.channels);
+    match c.fused_pool {
+        Some(p) => {
+            let out_t = model.tensor(p.output)?;
+            let out_shape = out_t.dims.activation_shape()?;
+            let (pool_window, _, _) = Window::new(
+                p.padding,
+                conv_shape,
+                usize::from(p.kernel_h),
+                usize::from(p.kernel_w),
+                usize::from(p.stride_h),
+                usize::from(p.stride_w),
+            )?;
+            let pool = PoolWindow {
+                window: pool_window,
+                conv_shape,
+                act_min: p.act_min,
+                act_max: p.act_max,
+            };
+            let (input, output) = split_io(arena, &input_t, &out_t)?;
+            fast::conv2d_pool(
+                input,
+                in_shape,
+                filter,
+                bias,
+                &window,
+                &q,
+                Some(&pool),
+                output,
+                out_shape,
+            )
+        }
+        None => {
+            let (input, output) = split_io(arena, &input_t, &conv_t)?;
+            if supported {
+                fast::conv2d_pool(
+                    input, in_shape, filter, bias, &window, &q, None, output, conv_shape,
+                )
+            } else {
+                kernels::conv2d(
+                    input, in_shape, filter, bias, &window, &q, output, conv_shape,
+                )
+            }
         }
     }
 }

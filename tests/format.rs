@@ -263,3 +263,124 @@ fn interpreter_needs_the_planned_arena() {
     let mut arena = vec![0u8; model.arena_size()];
     assert!(Interpreter::new(&model, &mut arena).is_ok());
 }
+
+/// The small model with its Conv2D fused with the MaxPool2D after it (format version 2).
+fn fused(builder: &fixnet::ModelBuilder<'static>) -> Vec<u8> {
+    let mut b = fixnet::ModelBuilder::new();
+    for t in builder.tensors() {
+        b.add_tensor(*t).unwrap();
+    }
+    let ops = builder.ops();
+    for (i, op) in ops.iter().enumerate() {
+        let op = match (op, ops.get(i + 1)) {
+            (Op::Conv2d(c), Some(Op::MaxPool(p))) => Op::Conv2d(fixnet::format::ConvOp {
+                fused_pool: Some(*p),
+                ..*c
+            }),
+            _ => *op,
+        };
+        b.add_op(op).unwrap();
+    }
+    let plain = SMALL.encode();
+    let buf = Aligned::new(&plain);
+    let m = parse(buf.bytes()).unwrap();
+    b.set_io(m.input_index(), m.output_index());
+    let mut out = vec![0u8; b.encoded_len().unwrap()];
+    b.write(&mut out).unwrap();
+    out
+}
+
+static SMALL: std::sync::LazyLock<SmallModelData> = std::sync::LazyLock::new(SmallModelData::new);
+
+#[test]
+fn fused_conv_pool_is_version_2_elides_the_conv_output_and_computes_the_same_bytes() {
+    let plain = SMALL.encode();
+    let fused_bytes = fused(&SMALL.builder());
+    assert_eq!(u16::from_le_bytes([plain[4], plain[5]]), 1);
+    assert_eq!(u16::from_le_bytes([fused_bytes[4], fused_bytes[5]]), 2);
+    let (pb, fb) = (Aligned::new(&plain), Aligned::new(&fused_bytes));
+    let (pm, fm) = (parse(pb.bytes()).unwrap(), parse(fb.bytes()).unwrap());
+    assert_eq!(pm.version(), 1);
+    assert_eq!(fm.version(), 2);
+    // Same ops and tensors; the 6×6×4 convolution output takes no arena bytes.
+    assert_eq!(fm.op_count(), pm.op_count());
+    let conv_out = fm.op(0).unwrap().output();
+    assert!(fm.is_elided(conv_out) && !pm.is_elided(conv_out));
+    assert!(
+        fm.arena_size() < pm.arena_size(),
+        "{} vs {}",
+        fm.arena_size(),
+        pm.arena_size()
+    );
+    assert_eq!(
+        fm.op(0).unwrap().fused_pool(),
+        pm.op(1).unwrap().fused_pool().or(match pm.op(1).unwrap() {
+            Op::MaxPool(p) => Some(p),
+            _ => None,
+        })
+    );
+    // Rewriting a parsed fused model gives the same bytes.
+    let again = fixnet::ModelBuilder::from_model(&fm).unwrap();
+    let mut out = vec![0u8; again.encoded_len().unwrap()];
+    again.write(&mut out).unwrap();
+    assert_eq!(out, fused_bytes);
+
+    for seed in 0..20u32 {
+        let image: Vec<u8> = (0..64u32)
+            .map(|i| (i.wrapping_mul(37) ^ (seed * 91)) as u8)
+            .collect();
+        let mut a1 = vec![0u8; pm.arena_size()];
+        let mut a2 = vec![0u8; fm.arena_size()];
+        let mut i1 = Interpreter::new(&pm, &mut a1).unwrap();
+        let mut i2 = Interpreter::new(&fm, &mut a2).unwrap();
+        i1.set_input_grey(&image).unwrap();
+        i2.set_input_grey(&image).unwrap();
+        i1.invoke().unwrap();
+        i2.invoke().unwrap();
+        assert_eq!(i1.output(), i2.output());
+        let pool_out = fm.op(1).unwrap().output();
+        assert_eq!(
+            i1.tensor_data(pool_out).unwrap(),
+            i2.tensor_data(pool_out).unwrap()
+        );
+        assert_eq!(
+            i2.tensor_data(conv_out),
+            Err(Error::BadTensorIndex(conv_out))
+        );
+    }
+}
+
+#[test]
+fn broken_fusions_are_rejected() {
+    let good = fused(&SMALL.builder());
+    let check = |bytes: Vec<u8>, want: Error| {
+        let buf = Aligned::new(&bytes);
+        assert_eq!(parse(buf.bytes()).unwrap_err(), want);
+    };
+    let op0 = op_record(&good, 0);
+    // The copy of the pool disagrees with the next op.
+    let mut b = good.clone();
+    b[op0 + 40] = 1;
+    check(with_fresh_crc(b), Error::InvalidParameter);
+    let mut b = good.clone();
+    b[op0 + 14] = 3;
+    check(with_fresh_crc(b), Error::InvalidParameter);
+    // Labelled version 1.
+    let mut b = good.clone();
+    b[4] = 1;
+    check(with_fresh_crc(b), Error::UnsupportedVersion(1));
+    // The elided tensor must sit at offset 0.
+    let conv_out = {
+        let buf = Aligned::new(&good);
+        parse(buf.bytes()).unwrap().op(0).unwrap().output()
+    };
+    let rec = HEADER_LEN + usize::from(conv_out) * TENSOR_RECORD_LEN;
+    let mut b = good.clone();
+    b[rec + 12] = 4;
+    check(with_fresh_crc(b), Error::BadPlan);
+    // The fused flag on an op that is not a Conv2D.
+    let op3 = op_record(&good, 3);
+    let mut b = good.clone();
+    b[op3 + 18] = 2;
+    check(with_fresh_crc(b), Error::BadHeader);
+}

@@ -1,4 +1,4 @@
-//! The fixnet model format, version 1 (specified in `docs/format.md`).
+//! The fixnet model format, versions 1 and 2 (specified in `docs/format.md`).
 //!
 //! A model is one little-endian blob: a fixed header, a tensor table, an op table, a data
 //! section holding constants (weights, biases, requantization tables) at 4-byte aligned
@@ -19,8 +19,12 @@ pub use writer::ModelBuilder;
 
 /// The first four bytes of every model.
 pub const MAGIC: [u8; 4] = *b"FXNM";
-/// The format version this build reads and writes.
-pub const VERSION: u16 = 1;
+/// The newest format version this build reads and writes. Version 2 adds one thing, a
+/// Conv2D op fused with the max pool that follows it ([`ConvOp::fused_pool`]); the writer
+/// writes the lowest version that can express a model, so unfused models stay version 1.
+pub const VERSION: u16 = 2;
+/// The oldest format version this build reads.
+pub const MIN_VERSION: u16 = 1;
 /// Bytes in the header.
 pub const HEADER_LEN: usize = 48;
 /// Bytes in one tensor record.

@@ -4,8 +4,8 @@ use super::bytes::{u16_at, u32_at, usize_at};
 use super::crc32::crc32;
 use super::validate::{check_graph, check_plan, Graph};
 use super::{
-    Op, Tensor, TensorId, ALIGN, CRC_LEN, HEADER_LEN, MAGIC, MAX_OPS, MAX_TENSORS, OP_RECORD_LEN,
-    TENSOR_RECORD_LEN, VERSION,
+    Op, Tensor, TensorId, ALIGN, CRC_LEN, HEADER_LEN, MAGIC, MAX_OPS, MAX_TENSORS, MIN_VERSION,
+    OP_RECORD_LEN, TENSOR_RECORD_LEN, VERSION,
 };
 use crate::Error;
 use core::ops::Range;
@@ -24,6 +24,9 @@ pub struct Model<'a> {
     output: TensorId,
     data: Range<usize>,
     crc: u32,
+    /// Bit `t`: activation `t` is the output of a convolution fused with its max pool and
+    /// is never stored (format version 2).
+    elided: u64,
 }
 
 impl<'a> Model<'a> {
@@ -52,7 +55,7 @@ impl<'a> Model<'a> {
             return Err(Error::Truncated);
         }
         let version = u16_at(bytes, 4)?;
-        if version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion(version));
         }
         if usize::from(u16_at(bytes, 6)?) != HEADER_LEN {
@@ -106,15 +109,39 @@ impl<'a> Model<'a> {
             output,
             data: data_start..len - CRC_LEN,
             crc: stored,
+            elided: 0,
         };
         let live = check_graph(&model)?;
+        // A version-2 blob must use a version-2 feature (the writer writes the lowest
+        // version that can express a model), and a version-1 blob must not.
+        if (version >= 2) != (live.elided != 0) {
+            return Err(Error::UnsupportedVersion(version));
+        }
         check_plan(&model, &live, arena_size)?;
-        Ok(model)
+        Ok(Model {
+            elided: live.elided,
+            ..model
+        })
     }
 
     /// Bytes of arena the interpreter needs.
     pub fn arena_size(&self) -> usize {
         self.arena_size
+    }
+
+    /// True when activation `id` is the output of a convolution fused with the max pool
+    /// that reads it: it is never computed as a whole and has no bytes in the arena.
+    pub fn is_elided(&self, id: TensorId) -> bool {
+        u32::from(id) < 64 && self.elided & (1u64 << id) != 0
+    }
+
+    /// The format version the model needs (and is stored with): 2 when it fuses ops, else 1.
+    pub fn version(&self) -> u16 {
+        if self.elided != 0 {
+            2
+        } else {
+            1
+        }
     }
 
     /// Bytes of the model blob (what it takes in flash).

@@ -81,10 +81,14 @@ pub struct ConvOp<'a> {
     pub multipliers: &'a [i32],
     /// Per-output-channel shifts (positive = left).
     pub shifts: &'a [i32],
+    /// Format version 2, Conv2D only: the max pool that directly follows this convolution
+    /// (the next op, a copy of its record). The interpreter then computes the pool's output
+    /// directly and never stores this op's output tensor, which takes no arena bytes.
+    pub fused_pool: Option<PoolOp>,
 }
 
 /// A max or average pooling.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolOp {
     /// int8 input activation.
     pub input: TensorId,
@@ -220,6 +224,14 @@ impl<'a> Op<'a> {
         }
     }
 
+    /// The max pool fused into this op (a version-2 Conv2D), if any.
+    pub fn fused_pool(&self) -> Option<PoolOp> {
+        match self {
+            Op::Conv2d(c) => c.fused_pool,
+            _ => None,
+        }
+    }
+
     /// The per-channel requantization tables, if any.
     pub fn requantization(&self) -> Option<(&'a [i32], &'a [i32])> {
         match self {
@@ -236,11 +248,7 @@ impl<'a> Op<'a> {
         data_section: core::ops::Range<usize>,
     ) -> Result<Self, Error> {
         let kind = OpKind::from_code(u8_at(blob, record)?)?;
-        let padding = match u8_at(blob, record + 1)? {
-            0 => Padding::Valid,
-            1 => Padding::Same,
-            _ => return Err(Error::InvalidParameter),
-        };
+        let padding = padding_of(u8_at(blob, record + 1)?)?;
         let act_min = i8_at(blob, record + 2)?;
         let act_max = i8_at(blob, record + 3)?;
         let input = u16_at(blob, record + 4)?;
@@ -259,12 +267,39 @@ impl<'a> Op<'a> {
         let p1 = i32_at(blob, record + 32)?;
         let p2 = i32_at(blob, record + 36)?;
         let has_double_scales = flags == FLAG_DOUBLE_SCALES && kind == OpKind::FullyConnected;
-        if (flags != 0 && !has_double_scales)
-            || u32_at(blob, record + 40)? != 0
-            || u32_at(blob, record + 44)? != 0
-        {
+        let fused = flags == FLAG_FUSED_POOL && kind == OpKind::Conv2d;
+        if flags != 0 && !has_double_scales && !fused {
             return Err(Error::BadHeader);
         }
+        let fused_pool = if fused {
+            // Bytes 14, 15 and 40..48 describe the pool (format version 2).
+            let pool = PoolOp {
+                input: output,
+                output: u16_at(blob, record + 46)?,
+                padding: padding_of(u8_at(blob, record + 42)?)?,
+                kernel_h: u8_at(blob, record + 14)?,
+                kernel_w: u8_at(blob, record + 15)?,
+                stride_h: u8_at(blob, record + 40)?,
+                stride_w: u8_at(blob, record + 41)?,
+                act_min: i8_at(blob, record + 44)?,
+                act_max: i8_at(blob, record + 45)?,
+            };
+            if u8_at(blob, record + 43)? != 0
+                || pool.kernel_h == 0
+                || pool.kernel_w == 0
+                || pool.stride_h == 0
+                || pool.stride_w == 0
+                || pool.act_min > pool.act_max
+            {
+                return Err(Error::InvalidParameter);
+            }
+            Some(pool)
+        } else {
+            if u32_at(blob, record + 40)? != 0 || u32_at(blob, record + 44)? != 0 {
+                return Err(Error::BadHeader);
+            }
+            None
+        };
         if act_min > act_max {
             return Err(Error::InvalidParameter);
         }
@@ -277,7 +312,7 @@ impl<'a> Op<'a> {
                 kind,
                 OpKind::Conv2d | OpKind::DepthwiseConv2d | OpKind::MaxPool | OpKind::AvgPool
             ),
-            kernel: matches!(kind, OpKind::MaxPool | OpKind::AvgPool),
+            kernel: matches!(kind, OpKind::MaxPool | OpKind::AvgPool) || fused,
             depth_multiplier: kind == OpKind::DepthwiseConv2d,
             softmax: kind == OpKind::Softmax,
         };
@@ -301,7 +336,7 @@ impl<'a> Op<'a> {
         if uses.window && (stride_h == 0 || stride_w == 0) {
             return Err(Error::InvalidParameter);
         }
-        if uses.kernel && (kernel_h == 0 || kernel_w == 0) {
+        if uses.kernel && !fused && (kernel_h == 0 || kernel_w == 0) {
             return Err(Error::InvalidParameter);
         }
         let (multipliers, shifts) = if uses.weights {
@@ -348,6 +383,7 @@ impl<'a> Op<'a> {
             act_max,
             multipliers,
             shifts,
+            fused_pool,
         };
         let pool = PoolOp {
             input,
@@ -418,6 +454,17 @@ impl<'a> Op<'a> {
                 r[12] = c.stride_h;
                 r[13] = c.stride_w;
                 r[16..18].copy_from_slice(&c.depth_multiplier.to_le_bytes());
+                if let (Op::Conv2d(_), Some(p)) = (self, c.fused_pool) {
+                    r[14] = p.kernel_h;
+                    r[15] = p.kernel_w;
+                    r[18..20].copy_from_slice(&FLAG_FUSED_POOL.to_le_bytes());
+                    r[40] = p.stride_h;
+                    r[41] = p.stride_w;
+                    r[42] = padding_code(p.padding);
+                    r[44] = p.act_min as u8;
+                    r[45] = p.act_max as u8;
+                    r[46..48].copy_from_slice(&p.output.to_le_bytes());
+                }
             }
             Op::MaxPool(p) | Op::AvgPool(p) => {
                 r[1] = padding_code(p.padding);
@@ -454,6 +501,16 @@ impl<'a> Op<'a> {
 
 /// Op flag: a fully connected layer's requantization table is followed by f64 scales.
 const FLAG_DOUBLE_SCALES: u16 = 1;
+/// Op flag (format version 2): a Conv2D op is fused with the max pool that follows it.
+pub(crate) const FLAG_FUSED_POOL: u16 = 2;
+
+fn padding_of(code: u8) -> Result<Padding, Error> {
+    match code {
+        0 => Ok(Padding::Valid),
+        1 => Ok(Padding::Same),
+        _ => Err(Error::InvalidParameter),
+    }
+}
 
 struct Fields {
     weights: bool,

@@ -21,6 +21,8 @@ pub(crate) struct Liveness {
     pub lifetimes: [Lifetime; MAX_TENSORS],
     pub root: [TensorId; MAX_TENSORS],
     pub is_activation: [bool; MAX_TENSORS],
+    /// Bit `t`: activation `t` is a fused convolution's output, never stored.
+    pub elided: u64,
 }
 
 impl Liveness {
@@ -28,6 +30,12 @@ impl Liveness {
     pub fn owns_buffer(&self, t: usize) -> bool {
         self.is_activation.get(t).copied().unwrap_or(false)
             && self.root.get(t).map(|&r| usize::from(r)) == Some(t)
+            && !self.is_elided(t)
+    }
+
+    /// True for the output of a convolution fused with its max pool.
+    pub fn is_elided(&self, t: usize) -> bool {
+        t < MAX_TENSORS && self.elided & (1u64 << t) != 0
     }
 }
 
@@ -45,6 +53,7 @@ pub(crate) fn check_graph<'a>(g: &impl Graph<'a>) -> Result<Liveness, Error> {
         lifetimes: [Lifetime::default(); MAX_TENSORS],
         root: [0; MAX_TENSORS],
         is_activation: [false; MAX_TENSORS],
+        elided: 0,
     };
     for t in 0..n_tensors {
         let id = TensorId::try_from(t).map_err(|_| Error::CapacityExceeded)?;
@@ -63,6 +72,10 @@ pub(crate) fn check_graph<'a>(g: &impl Graph<'a>) -> Result<Liveness, Error> {
         let op = g.op(i)?;
         let step = u8::try_from(i + 1).map_err(|_| Error::CapacityExceeded)?;
         check_op(g, &op)?;
+        if let Some(pool) = op.fused_pool() {
+            check_fusion(g, i, &op, &pool)?;
+            live.elided |= bit(op.output())?;
+        }
         let (src, dst) = (op.input(), op.output());
         if produced & bit(src)? == 0 || produced & bit(dst)? != 0 {
             return Err(Error::BadOpOrder);
@@ -77,13 +90,16 @@ pub(crate) fn check_graph<'a>(g: &impl Graph<'a>) -> Result<Liveness, Error> {
         };
         set(&mut live.root, usize::from(dst), dst_root)?;
         if dst_root == dst {
+            // A pool fused into the convolution before it is computed one step early.
+            let first = if live.is_elided(usize::from(src)) {
+                step - 1
+            } else {
+                step
+            };
             set(
                 &mut live.lifetimes,
                 usize::from(dst),
-                Lifetime {
-                    first: step,
-                    last: step,
-                },
+                Lifetime { first, last: step },
             )?;
         }
     }
@@ -119,6 +135,13 @@ pub(crate) fn check_plan<'a>(
             continue;
         }
         let tensor = g.tensor(t as TensorId)?;
+        if live.is_elided(t) {
+            // Never stored: its (canonical) offset is 0 and it takes no arena bytes.
+            if tensor.arena_offset != 0 {
+                return Err(Error::BadPlan);
+            }
+            continue;
+        }
         let end = tensor
             .arena_offset
             .checked_add(tensor.byte_len())
@@ -243,6 +266,28 @@ fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// A Conv2D fused with a max pool (format version 2): op `i + 1` is that very max pool, it
+/// alone reads the convolution's output, and that output is not the model's.
+fn check_fusion<'a>(
+    g: &impl Graph<'a>,
+    i: usize,
+    op: &Op<'a>,
+    pool: &super::PoolOp,
+) -> Result<(), Error> {
+    let conv_out = op.output();
+    let next_is_the_pool = i + 1 < g.op_count()
+        && matches!(g.op(i + 1)?, Op::MaxPool(p) if p == *pool && p.input == conv_out);
+    if !next_is_the_pool || g.output() == conv_out {
+        return Err(Error::InvalidParameter);
+    }
+    for j in 0..g.op_count() {
+        if j != i + 1 && g.op(j)?.input() == conv_out {
+            return Err(Error::InvalidParameter);
+        }
+    }
+    Ok(())
 }
 
 fn check_bias_and_requant<'a>(

@@ -209,7 +209,13 @@ impl<'a> ModelBuilder<'a> {
 
         let u32_of = |v: usize| u32::try_from(v).map_err(|_| Error::CapacityExceeded);
         put(out, 0, &MAGIC)?;
-        put(out, 4, &VERSION.to_le_bytes())?;
+        // The lowest version that expresses the model: 2 only when it fuses ops.
+        let version: u16 = if self.ops.iter().any(|op| op.fused_pool().is_some()) {
+            VERSION
+        } else {
+            1
+        };
+        put(out, 4, &version.to_le_bytes())?;
         put(out, 6, &(HEADER_LEN as u16).to_le_bytes())?;
         put(out, 8, &u32_of(len)?.to_le_bytes())?;
         put(out, 12, &u32_of(arena)?.to_le_bytes())?;

@@ -115,6 +115,24 @@ pub(crate) fn run_op(
         Some(values) => Ok(values),
         None => model.tensor(id)?.data_i32(),
     };
+    // A convolution fused with its max pool (format version 2) writes the pool's output; the
+    // pool then has nothing left to do.
+    if let Op::Conv2d(c) = op {
+        if c.fused_pool.is_some() {
+            return crate::interpreter::conv2d_op(
+                model,
+                c,
+                weights(c.filter)?,
+                biases(c.bias)?,
+                arena,
+            );
+        }
+    }
+    if let Op::MaxPool(p) = op {
+        if model.is_elided(p.input) {
+            return Ok(());
+        }
+    }
     let window = match op {
         Op::Conv2d(_) | Op::DepthwiseConv2d(_) | Op::MaxPool(_) | Op::AvgPool(_) => {
             Some(op_window(model, op)?)

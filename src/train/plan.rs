@@ -159,6 +159,10 @@ pub(crate) fn analyze(model: &Model<'_>, config: &TrainConfig) -> Result<Plan, T
     let mut grad_len = 0;
     for i in first..n {
         let op = model.op(i)?;
+        // The backward pass needs a fused convolution's output, which is never stored.
+        if op.fused_pool().is_some() || matches!(op, Op::MaxPool(p) if model.is_elided(p.input)) {
+            return Err(TrainError::Unsupported { op: i });
+        }
         match op {
             Op::FullyConnected(_) | Op::Conv2d(_) => {
                 if i >= train_from {

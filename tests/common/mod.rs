@@ -143,6 +143,7 @@ impl SmallModelData {
             act_max: 127,
             multipliers: &self.conv_m,
             shifts: &self.conv_s,
+            fused_pool: None,
         }))
         .unwrap();
         b.add_op(Op::MaxPool(PoolOp {

@@ -128,8 +128,51 @@ struct Owned {
     softmax: Option<SoftmaxParams>,
 }
 
-/// Lowers a graph to fixnet model bytes.
+/// Convert-time rewrites [`lower_with`] may apply.
+#[derive(Clone, Copy, Debug)]
+pub struct LowerOptions {
+    /// Fuse each Conv2D with the MaxPool2D that alone reads its output (format version 2):
+    /// the interpreter then computes the pool's output directly and the full-resolution
+    /// convolution output takes no arena bytes. Outputs are bit-identical; training cannot
+    /// backpropagate through a fused pair, so convert with `fuse: false` to fine-tune
+    /// convolutions on the device.
+    pub fuse: bool,
+}
+
+impl Default for LowerOptions {
+    fn default() -> Self {
+        LowerOptions { fuse: true }
+    }
+}
+
+/// Lowers a graph to fixnet model bytes with the default options (fusion on).
 pub fn lower(graph: &Graph) -> Result<Vec<u8>> {
+    lower_with(graph, &LowerOptions::default())
+}
+
+/// Layer `i` is a Conv2D whose output only the MaxPool2D right after it reads, and the
+/// optimized fused kernel takes its size.
+fn fusable(graph: &Graph, i: usize) -> bool {
+    let (Some(Layer::Conv2d(c)), Some(Layer::MaxPool(p))) =
+        (graph.layers.get(i), graph.layers.get(i + 1))
+    else {
+        return false;
+    };
+    let readers = graph
+        .layers
+        .iter()
+        .filter(|l| l.input() == c.output)
+        .count();
+    let taps: usize = c.filter.shape.iter().skip(1).product();
+    let channels = c.filter.shape.first().copied().unwrap_or(0);
+    p.input == c.output
+        && readers == 1
+        && graph.output != c.output
+        && fixnet::kernels::fast::conv2d_pool::supported(taps, channels)
+}
+
+/// Lowers a graph to fixnet model bytes.
+pub fn lower_with(graph: &Graph, options: &LowerOptions) -> Result<Vec<u8>> {
     graph.validate()?;
     let owned = graph
         .layers
@@ -189,6 +232,18 @@ pub fn lower(graph: &Graph) -> Result<Vec<u8>> {
                     act_max: own.act.1,
                     multipliers: &own.requant.multipliers,
                     shifts: &own.requant.shifts,
+                    fused_pool: None,
+                };
+                let conv = match graph.layers.get(i + 1) {
+                    Some(Layer::MaxPool(p)) if options.fuse && fusable(graph, i) => {
+                        let z = activation(&mut b, p.output).with_context(ctx)?;
+                        let act = owned[i + 1].act;
+                        ConvOp {
+                            fused_pool: Some(pool_op(p, y, z, act).with_context(ctx)?),
+                            ..conv
+                        }
+                    }
+                    _ => conv,
                 };
                 if matches!(layer, Layer::Conv2d(_)) {
                     Op::Conv2d(conv)
