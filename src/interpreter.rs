@@ -138,121 +138,143 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     }
 
     fn run_op(&mut self, op: &Op<'m>) -> Result<(), Error> {
-        let model = self.model;
-        let input_t = model.tensor(op.input())?;
-        let output_t = model.tensor(op.output())?;
-        if let Op::Reshape { .. } = op {
-            // The output aliases the input's bytes (checked at load): nothing to do.
+        execute(self.model, &self.overlay, self.arena, op)
+    }
+}
+
+/// Runs one op of `model` on `arena`, reading constants through `overlay`: the one op
+/// dispatch of the crate, shared by [`Interpreter`] and training's forward pass so that both
+/// compute the same bits with the same kernels.
+pub(crate) fn execute(
+    model: &Model<'_>,
+    overlay: &Overlay<'_>,
+    arena: &mut [u8],
+    op: &Op<'_>,
+) -> Result<(), Error> {
+    let input_t = model.tensor(op.input())?;
+    let output_t = model.tensor(op.output())?;
+    if let Op::Reshape { .. } = op {
+        // The output aliases the input's bytes (checked at load): nothing to do.
+        return Ok(());
+    }
+    let weights = |id| match overlay.int8(id) {
+        Some(values) => Ok(values),
+        None => model.tensor(id)?.data_i8(),
+    };
+    let biases = |id| match overlay.int32(id) {
+        Some(values) => Ok(values),
+        None => model.tensor(id)?.data_i32(),
+    };
+    if let Op::Conv2d(c) = op {
+        return conv2d_op(model, c, weights(c.filter)?, biases(c.bias)?, arena);
+    }
+    if let Op::MaxPool(p) = op {
+        if model.is_elided(p.input) {
+            // Computed by the convolution it is fused with.
             return Ok(());
         }
-        let overlay = &self.overlay;
-        let weights = |id| match overlay.int8(id) {
-            Some(values) => Ok(values),
-            None => model.tensor(id)?.data_i8(),
-        };
-        let biases = |id| match overlay.int32(id) {
-            Some(values) => Ok(values),
-            None => model.tensor(id)?.data_i32(),
-        };
-        if let Op::Conv2d(c) = op {
-            return conv2d_op(model, c, weights(c.filter)?, biases(c.bias)?, self.arena);
-        }
-        if let Op::MaxPool(p) = op {
-            if model.is_elided(p.input) {
-                // Computed by the convolution it is fused with.
-                return Ok(());
+    }
+    let (input, output) = split_io(arena, &input_t, &output_t)?;
+    match op {
+        Op::Conv2d(c) | Op::DepthwiseConv2d(c) => {
+            let filter = weights(c.filter)?;
+            let bias = biases(c.bias)?;
+            let in_shape = input_t.dims.activation_shape()?;
+            let out_shape = output_t.dims.activation_shape()?;
+            let window = op_window(model, op)?;
+            let q = requantize(
+                &input_t,
+                &output_t,
+                c.multipliers,
+                c.shifts,
+                c.act_min,
+                c.act_max,
+            );
+            if let Op::Conv2d(_) = op {
+                kernels::conv2d(
+                    input, in_shape, filter, bias, &window, &q, output, out_shape,
+                )
+            } else {
+                kernels::depthwise_conv2d(
+                    input,
+                    in_shape,
+                    filter,
+                    bias,
+                    &window,
+                    usize::from(c.depth_multiplier),
+                    &q,
+                    output,
+                    out_shape,
+                )
             }
         }
-        let (input, output) = split_io(self.arena, &input_t, &output_t)?;
-        match op {
-            Op::Conv2d(c) | Op::DepthwiseConv2d(c) => {
-                let filter_t = model.tensor(c.filter)?;
-                let filter = weights(c.filter)?;
-                let bias = biases(c.bias)?;
-                let in_shape = input_t.dims.activation_shape()?;
-                let out_shape = output_t.dims.activation_shape()?;
-                let (window, _, _) = Window::new(
-                    c.padding,
-                    in_shape,
-                    filter_t.dims.get(1),
-                    filter_t.dims.get(2),
-                    usize::from(c.stride_h),
-                    usize::from(c.stride_w),
-                )?;
+        Op::MaxPool(p) | Op::AvgPool(p) => {
+            let in_shape = input_t.dims.activation_shape()?;
+            let out_shape = output_t.dims.activation_shape()?;
+            let window = op_window(model, op)?;
+            let pool = if let Op::MaxPool(_) = op {
+                kernels::max_pool
+            } else {
+                kernels::avg_pool
+            };
+            pool(
+                input, in_shape, &window, p.act_min, p.act_max, output, out_shape,
+            )
+        }
+        Op::FullyConnected(f) => {
+            let filter = weights(f.filter)?;
+            let bias = biases(f.bias)?;
+            if f.double_scales.is_empty() {
                 let q = requantize(
                     &input_t,
                     &output_t,
-                    c.multipliers,
-                    c.shifts,
-                    c.act_min,
-                    c.act_max,
+                    f.multipliers,
+                    f.shifts,
+                    f.act_min,
+                    f.act_max,
                 );
-                if let Op::Conv2d(_) = op {
-                    kernels::conv2d(
-                        input, in_shape, filter, bias, &window, &q, output, out_shape,
-                    )
-                } else {
-                    kernels::depthwise_conv2d(
-                        input,
-                        in_shape,
-                        filter,
-                        bias,
-                        &window,
-                        usize::from(c.depth_multiplier),
-                        &q,
-                        output,
-                        out_shape,
-                    )
-                }
-            }
-            Op::MaxPool(p) | Op::AvgPool(p) => {
-                let in_shape = input_t.dims.activation_shape()?;
-                let out_shape = output_t.dims.activation_shape()?;
-                let (window, _, _) = Window::new(
-                    p.padding,
-                    in_shape,
-                    usize::from(p.kernel_h),
-                    usize::from(p.kernel_w),
-                    usize::from(p.stride_h),
-                    usize::from(p.stride_w),
-                )?;
-                let pool = if let Op::MaxPool(_) = op {
-                    kernels::max_pool
-                } else {
-                    kernels::avg_pool
+                fast::fully_connected(input, filter, bias, FcRequant::Fixed(&q), output)
+            } else {
+                let q = FloatRequantize {
+                    input_offset: -input_t.zero_point,
+                    output_offset: output_t.zero_point,
+                    scales: f.double_scales,
+                    act_min: f.act_min,
+                    act_max: f.act_max,
                 };
-                pool(
-                    input, in_shape, &window, p.act_min, p.act_max, output, out_shape,
-                )
+                fast::fully_connected(input, filter, bias, FcRequant::Float(&q), output)
             }
-            Op::FullyConnected(f) => {
-                let filter = weights(f.filter)?;
-                let bias = biases(f.bias)?;
-                if f.double_scales.is_empty() {
-                    let q = requantize(
-                        &input_t,
-                        &output_t,
-                        f.multipliers,
-                        f.shifts,
-                        f.act_min,
-                        f.act_max,
-                    );
-                    fast::fully_connected(input, filter, bias, FcRequant::Fixed(&q), output)
-                } else {
-                    let q = FloatRequantize {
-                        input_offset: -input_t.zero_point,
-                        output_offset: output_t.zero_point,
-                        scales: f.double_scales,
-                        act_min: f.act_min,
-                        act_max: f.act_max,
-                    };
-                    fast::fully_connected(input, filter, bias, FcRequant::Float(&q), output)
-                }
-            }
-            Op::Softmax(s) => kernels::softmax(input, input_t.dims.last(), &s.params, output),
-            Op::Reshape { .. } => Ok(()),
         }
+        Op::Softmax(s) => kernels::softmax(input, input_t.dims.last(), &s.params, output),
+        Op::Reshape { .. } => Ok(()),
     }
+}
+
+/// The window of a convolution or pooling op.
+pub(crate) fn op_window(model: &Model<'_>, op: &Op<'_>) -> Result<Window, Error> {
+    let in_shape = model.tensor(op.input())?.dims.activation_shape()?;
+    let (kh, kw, sh, sw, padding) = match op {
+        Op::Conv2d(c) | Op::DepthwiseConv2d(c) => {
+            let f = model.tensor(c.filter)?;
+            (
+                f.dims.get(1),
+                f.dims.get(2),
+                c.stride_h,
+                c.stride_w,
+                c.padding,
+            )
+        }
+        Op::MaxPool(p) | Op::AvgPool(p) => (
+            usize::from(p.kernel_h),
+            usize::from(p.kernel_w),
+            p.stride_h,
+            p.stride_w,
+            p.padding,
+        ),
+        _ => return Err(Error::InvalidParameter),
+    };
+    let (window, _, _) = Window::new(padding, in_shape, kh, kw, usize::from(sh), usize::from(sw))?;
+    Ok(window)
 }
 
 /// Runs a Conv2D op — with its fused max pool, if any, writing the pool's output — with the
@@ -353,7 +375,7 @@ fn requantize<'t>(
     }
 }
 
-fn arena_range(t: &Tensor<'_>) -> Result<core::ops::Range<usize>, Error> {
+pub(crate) fn arena_range(t: &Tensor<'_>) -> Result<core::ops::Range<usize>, Error> {
     if t.is_constant() {
         return Err(Error::BadTensorIndex(u16::MAX));
     }
