@@ -37,6 +37,8 @@ pub struct BenchResult {
     pub correct: u32,
     /// Digits run.
     pub runs: u32,
+    /// Bytes of `.vector_table` (the reset vector and the exception and interrupt table).
+    pub vector_table_bytes: u64,
     /// Bytes of `.text` (code).
     pub text_bytes: u64,
     /// Bytes of `.rodata` (constants, including the embedded model).
@@ -59,6 +61,14 @@ impl BenchResult {
         self.instructions_median as f64 / self.macs.max(1) as f64
     }
 
+    /// Flash the runtime needs besides the model: `.vector_table + .text + .rodata + .data`
+    /// (everything the firmware puts in flash) minus the model blob and the benchmark's
+    /// digits and labels.
+    pub fn runtime_flash_bytes(&self) -> u64 {
+        (self.vector_table_bytes + self.text_bytes + self.rodata_bytes + self.data_bytes)
+            .saturating_sub(self.model_bytes + DIGIT_BYTES)
+    }
+
     /// Fraction of the digits recognised.
     pub fn accuracy(&self) -> f64 {
         f64::from(self.correct) / f64::from(self.runs.max(1))
@@ -69,6 +79,7 @@ impl BenchResult {
         json!({
             "instructions_median": self.instructions_median,
             "instructions_per_mac": self.instructions_per_mac(),
+            "vector_table_bytes": self.vector_table_bytes,
             "text_bytes": self.text_bytes,
             "rodata_bytes": self.rodata_bytes,
             "data_bytes": self.data_bytes,
@@ -76,6 +87,7 @@ impl BenchResult {
             "model_bytes": self.model_bytes,
             "arena_bytes": self.arena_bytes,
             "stack_peak_bytes": self.stack_peak_bytes,
+            "runtime_flash_bytes": self.runtime_flash_bytes(),
             "accuracy": self.accuracy(),
             "macs": self.macs,
             "layers": self.layers.iter().map(|l| json!({
@@ -112,10 +124,13 @@ pub fn run_bench(model: Option<&Path>) -> Result<BenchResult> {
     }
     result.macs = report.macs() as u64;
     let sections = section_sizes(&elf)?;
-    result.text_bytes = sections[0];
-    result.rodata_bytes = sections[1];
-    result.data_bytes = sections[2];
-    result.bss_bytes = sections[3];
+    [
+        result.vector_table_bytes,
+        result.text_bytes,
+        result.rodata_bytes,
+        result.data_bytes,
+        result.bss_bytes,
+    ] = sections;
     Ok(result)
 }
 
@@ -201,6 +216,7 @@ pub fn parse_output(text: &str) -> Result<BenchResult> {
         layers,
         correct,
         runs,
+        vector_table_bytes: 0,
         text_bytes: 0,
         rodata_bytes: 0,
         data_bytes: 0,
@@ -211,12 +227,19 @@ pub fn parse_output(text: &str) -> Result<BenchResult> {
     })
 }
 
-/// Sizes of `.text`, `.rodata`, `.data` and `.bss` in an ELF (0 for a missing section).
-pub fn section_sizes(elf: &Path) -> Result<[u64; 4]> {
+/// Sizes of `.vector_table`, `.text`, `.rodata`, `.data` and `.bss` in an ELF (0 for a
+/// missing section).
+pub fn section_sizes(elf: &Path) -> Result<[u64; 5]> {
     let data = std::fs::read(elf).with_context(|| format!("cannot read {}", elf.display()))?;
     let file = object::File::parse(&*data).context("not an ELF file")?;
     let size = |name: &str| file.section_by_name(name).map_or(0, |s| s.size());
-    Ok([size(".text"), size(".rodata"), size(".data"), size(".bss")])
+    Ok([
+        size(".vector_table"),
+        size(".text"),
+        size(".rodata"),
+        size(".data"),
+        size(".bss"),
+    ])
 }
 
 /// The benchmark firmware's embedded test data: 100 digits of 784 pixels and their labels.
@@ -224,6 +247,22 @@ const DIGIT_BYTES: u64 = 100 * 784 + 100;
 
 fn millions(n: u64) -> String {
     format!("{:.2} M", n as f64 / 1e6)
+}
+
+/// Instructions per inference of TFLite Micro with CMSIS-NN kernels (`shared/anchors.md`).
+const CMSIS_NN_INSTRUCTIONS: u64 = 6_501_560;
+/// Instructions per inference of TFLite Micro with its reference kernels.
+const TFLM_REFERENCE_INSTRUCTIONS: u64 = 30_399_500;
+
+/// How `ours` compares with `theirs` (instructions; fewer is faster): "N.N× faster than" or
+/// "N.N× slower than", the ratio always at least 1.
+fn speed_against(ours: u64, theirs: u64) -> String {
+    let (ours, theirs) = (ours.max(1) as f64, theirs.max(1) as f64);
+    if ours <= theirs {
+        format!("{:.1}× faster than", theirs / ours)
+    } else {
+        format!("{:.1}× slower than", ours / theirs)
+    }
 }
 
 /// The `docs/benchmarks.md` page for `r` (measured with `model`).
@@ -264,14 +303,19 @@ Instructions are SysTick ticks × 40, the same harness as the reference numbers 
 | model bytes (flash) | {model_bytes} |
 | arena bytes (RAM for activations) | {arena} |
 | peak stack (painted and scanned) | {stack} B |
+| `.vector_table` | {vectors} B |
 | `.text` (code) | {text} B |
 | `.rodata` (constants: the model and the 100 digits included) | {rodata} B |
 | `.data` | {data} B |
 | `.bss` (statics, arena included) | {bss} B |
 
-Runtime flash (code + constants, without the model and the benchmark's {digits} bytes of
-digits and labels): {runtime} B. TFLM's comparable figure is 69,788 B (reference kernels) or
-80,788 B (CMSIS-NN).
+Runtime flash (code + constants, without the model and the benchmark's digits): **{runtime} B**,
+computed as `.vector_table + .text + .rodata + .data` (every section the firmware puts in
+flash) − the model's {model_bytes} bytes − the {digits} bytes of digits and labels. The
+benchmark firmware links no `core::fmt` (it prints with its own integer formatter, and its
+panic handler prints no message), so this is the interpreter, its kernels, the model
+validation, the start-up code and the soft-float routines. TFLM's comparable figure is
+69,788 B (reference kernels) or 80,788 B (CMSIS-NN).
 
 ### Per layer
 
@@ -287,10 +331,10 @@ digits and labels): {runtime} B. TFLM's comparable figure is 69,788 B (reference
 | TFLite Micro, CMSIS-NN kernels | 6,501,560 | 2.47 | 30,596 B | 1,380 B |
 | MicroFlow 0.1.3 (average-pool variant) | 36,790,000 | 14.0 | — | 54.3 KB |
 
-fixnet's kernels are portable Rust written for bit-exactness with TFLite's reference kernels,
-not yet tuned for the Cortex-M4's DSP instructions (`SMLAD`, `SXTB16`): they beat TFLM's
-reference kernels, and CMSIS-NN's hand-written kernels remain {ratio:.1}× faster. The floor
-for this model is about 1.3 M instructions (two 16-bit MACs per `SMLAD`).
+On this build fixnet is {vs_reference} TFLM's reference kernels and {vs_cmsis}
+TFLM with CMSIS-NN's hand-written kernels, bit-exact with TFLite's reference kernels
+throughout. The floor for this model is about 1.3 M instructions (two 16-bit MACs per
+`SMLAD`).
 "#,
         runs = r.runs,
         median = thousands(r.instructions_median as usize),
@@ -301,15 +345,15 @@ for this model is about 1.3 M instructions (two 16-bit MACs per `SMLAD`).
         model_bytes = thousands(r.model_bytes as usize),
         arena = thousands(r.arena_bytes as usize),
         stack = thousands(r.stack_peak_bytes as usize),
+        vectors = thousands(r.vector_table_bytes as usize),
         text = thousands(r.text_bytes as usize),
         rodata = thousands(r.rodata_bytes as usize),
         data = thousands(r.data_bytes as usize),
         bss = thousands(r.bss_bytes as usize),
         digits = thousands(DIGIT_BYTES as usize),
-        runtime = thousands(
-            (r.text_bytes + r.rodata_bytes).saturating_sub(r.model_bytes + DIGIT_BYTES) as usize
-        ),
-        ratio = r.instructions_median as f64 / 6_501_560.0,
+        runtime = thousands(r.runtime_flash_bytes() as usize),
+        vs_reference = speed_against(r.instructions_median, TFLM_REFERENCE_INSTRUCTIONS),
+        vs_cmsis = speed_against(r.instructions_median, CMSIS_NN_INSTRUCTIONS),
     )
 }
 
@@ -330,5 +374,25 @@ mod tests {
         assert_eq!((r.correct, r.runs), (98, 100));
         assert_eq!(r.stack_peak_bytes, 2700);
         assert!(parse_output("garbage").is_err());
+    }
+
+    #[test]
+    fn compares_speed_in_the_right_direction() {
+        assert_eq!(speed_against(3_684_520, 6_501_560), "1.8× faster than");
+        assert_eq!(speed_against(13_003_120, 6_501_560), "2.0× slower than");
+        assert_eq!(speed_against(100, 100), "1.0× faster than");
+    }
+
+    #[test]
+    fn runtime_flash_counts_every_flash_section_but_the_model_and_digits() {
+        let mut r = parse_output(
+            "accuracy 98/100 median_instructions 1 model_bytes 1000 arena_bytes 1 stack_peak_bytes 1\n",
+        )
+        .unwrap();
+        r.vector_table_bytes = 1024;
+        r.text_bytes = 20_000;
+        r.rodata_bytes = 1000 + DIGIT_BYTES + 300;
+        r.data_bytes = 8;
+        assert_eq!(r.runtime_flash_bytes(), 1024 + 20_000 + 300 + 8);
     }
 }

@@ -2,14 +2,23 @@
 //! semihosting each prediction, the instructions of every layer (SysTick × 40 under
 //! `-icount shift=0`), the median per inference and the peak stack. `fixnet bench --qemu`
 //! builds, runs and parses this; the line formats below are that parser's contract.
+//!
+//! The firmware is kept lean so that its flash size measures the runtime, not the harness:
+//! no `core::fmt` anywhere (lines are assembled by a small integer formatter and written as
+//! raw bytes over semihosting), and a panic handler of its own that prints nothing but
+//! `panic` and exits (the board library's handler formats the panic message). The board
+//! library is therefore not linked; the few lines of SysTick and stack painting it would
+//! provide are repeated here.
 #![no_std]
 #![no_main]
 
+use core::ptr::addr_of_mut;
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m::peripheral::SYST;
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
-use fixnet::{Interpreter, Model};
-use fixnet_app::{CycleCounter, ARENA_SIZE, MODEL};
-use fixnet_qemu_mps2_an386::{paint_stack, stack_peak, SysTickCounter};
+use cortex_m_semihosting::{debug, hio};
+use fixnet::{Error, Interpreter, Model};
+use fixnet_app::{ARENA_SIZE, MODEL};
 
 static DIGITS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/digits.bin"));
 static LABELS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/labels.bin"));
@@ -18,16 +27,30 @@ const RUNS: usize = 100;
 /// Most ops a model may have (the format's limit is 32).
 const MAX_OPS: usize = 32;
 
+/// The interpreter's arena.
+static mut ARENA: [u8; ARENA_SIZE] = [0; ARENA_SIZE];
+/// Instructions of each inference.
+static mut TOTALS: [u32; RUNS] = [0; RUNS];
+/// Instructions of each op (outer index) in each inference.
+static mut LAYERS: [[u32; RUNS]; MAX_OPS] = [[0; RUNS]; MAX_OPS];
+
 #[entry]
 fn main() -> ! {
     paint_stack();
     let code = match run() {
         Ok(()) => debug::EXIT_SUCCESS,
         Err(e) => {
-            hprintln!("error: {:?}", e);
+            let mut line = Line::new();
+            line.str("error: ").str(error_name(e));
+            line.send();
             debug::EXIT_FAILURE
         }
     };
+    exit(code)
+}
+
+/// Exits QEMU through semihosting.
+fn exit(code: debug::ExitStatus) -> ! {
     debug::exit(code);
     // Only reached without a semihosting host (QEMU always is one).
     loop {
@@ -35,89 +58,252 @@ fn main() -> ! {
     }
 }
 
-/// Median of `values` (the upper one of the middle two), sorting them.
-fn median(values: &mut [u32]) -> u32 {
-    values.sort_unstable();
-    values[values.len() / 2]
+/// Reports a panic without formatting its message (that would link `core::fmt`) and makes
+/// QEMU exit with a failure status, so a test never waits on a dead firmware.
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    let mut line = Line::new();
+    line.str("panic");
+    line.send();
+    exit(debug::EXIT_FAILURE)
 }
 
-fn run() -> Result<(), fixnet::Error> {
-    let cp = cortex_m::Peripherals::take().ok_or(fixnet::Error::InvalidParameter)?;
-    let mut counter = SysTickCounter::start(cp.SYST);
+/// One line of output, assembled in a buffer and written to the host's stdout in one
+/// semihosting call.
+struct Line {
+    buf: [u8; 160],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Self {
+        Line {
+            buf: [0; 160],
+            len: 0,
+        }
+    }
+
+    /// Appends `s` (cut at the buffer's end).
+    fn str(&mut self, s: &str) -> &mut Self {
+        for &b in s.as_bytes() {
+            if self.len < self.buf.len() {
+                self.buf[self.len] = b;
+                self.len += 1;
+            }
+        }
+        self
+    }
+
+    /// Appends `n` in decimal.
+    fn num(&mut self, n: usize) -> &mut Self {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = n;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in &digits[i..] {
+            if self.len < self.buf.len() {
+                self.buf[self.len] = d;
+                self.len += 1;
+            }
+        }
+        self
+    }
+
+    /// Appends ` word n`.
+    fn field(&mut self, word: &str, n: usize) -> &mut Self {
+        self.str(" ").str(word).str(" ").num(n)
+    }
+
+    /// Writes the line and a newline to the host's stdout.
+    fn send(&mut self) {
+        self.str("\n");
+        if let Ok(mut out) = hio::hstdout() {
+            let _ = out.write_all(&self.buf[..self.len]);
+        }
+    }
+}
+
+/// The variant of `e`, without its fields.
+fn error_name(e: Error) -> &'static str {
+    match e {
+        Error::BadMagic => "BadMagic",
+        Error::UnsupportedVersion(_) => "UnsupportedVersion",
+        Error::Truncated => "Truncated",
+        Error::CrcMismatch { .. } => "CrcMismatch",
+        Error::Misaligned => "Misaligned",
+        Error::BadHeader => "BadHeader",
+        Error::OffsetOutOfRange => "OffsetOutOfRange",
+        Error::UnknownOp(_) => "UnknownOp",
+        Error::BadDataType => "BadDataType",
+        Error::BadTensorIndex(_) => "BadTensorIndex",
+        Error::InconsistentShape => "InconsistentShape",
+        Error::InvalidParameter => "InvalidParameter",
+        Error::BadQuantization => "BadQuantization",
+        Error::BadPlan => "BadPlan",
+        Error::BadOpOrder => "BadOpOrder",
+        Error::CapacityExceeded => "CapacityExceeded",
+        Error::ArenaTooSmall { .. } => "ArenaTooSmall",
+        Error::ShapeMismatch => "ShapeMismatch",
+        Error::BufferTooSmall { .. } => "BufferTooSmall",
+    }
+}
+
+/// Guest instructions per SysTick tick: the 25 MHz core clock under `-icount shift=0`.
+const INSTRUCTIONS_PER_TICK: u32 = 40;
+const SYST_MASK: u32 = 0x00FF_FFFF;
+
+/// Starts SysTick counting down from 2^24 − 1 on the core clock, without interrupts.
+fn start_systick(mut syst: SYST) {
+    syst.set_clock_source(SystClkSource::Core);
+    syst.set_reload(SYST_MASK);
+    syst.clear_current();
+    syst.enable_counter();
+}
+
+/// Instructions between two SysTick readings (wraps at 2^24 ticks, 671 M instructions).
+fn elapsed(start: u32, end: u32) -> u32 {
+    (start.wrapping_sub(end) & SYST_MASK) * INSTRUCTIONS_PER_TICK
+}
+
+/// The word painted over the free stack.
+const STACK_PAINT: u32 = 0xC0FF_EE55;
+
+extern "C" {
+    static mut __sheap: u32;
+    static _stack_start: u32;
+}
+
+/// Paints the stack from the end of static RAM up to a little below the current stack
+/// pointer, so that [`stack_peak`] can later find how deep the stack went.
+#[inline(never)]
+fn paint_stack() {
+    // Leave the words of this call's own frame alone.
+    let limit = cortex_m::register::msp::read() as usize - 64;
+    let mut p = core::ptr::addr_of_mut!(__sheap);
+    while (p as usize) < limit {
+        // SAFETY: [__sheap, sp − 64) is RAM nothing else uses: below the live stack, above
+        // every static (cortex-m-rt's layout; this firmware has no heap).
+        unsafe {
+            p.write_volatile(STACK_PAINT);
+            p = p.add(1);
+        }
+    }
+}
+
+/// Bytes of stack used since [`paint_stack`]: from the top of RAM to the lowest word that
+/// no longer holds the paint.
+fn stack_peak() -> usize {
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let mut p = core::ptr::addr_of!(__sheap);
+    // SAFETY: reads words of RAM between the statics and the live stack, written by
+    // `paint_stack` or by the stack since.
+    while (p as usize) < top && unsafe { p.read_volatile() } == STACK_PAINT {
+        p = unsafe { p.add(1) };
+    }
+    top - p as usize
+}
+
+/// Median of `values` (the upper one of the middle two), sorting them. An insertion sort:
+/// 100 values, and a fraction of the code of `sort_unstable`.
+fn median(values: &mut [u32]) -> u32 {
+    for i in 1..values.len() {
+        let mut j = i;
+        while j > 0 && values[j - 1] > values[j] {
+            values.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    values.get(values.len() / 2).copied().unwrap_or(0)
+}
+
+fn run() -> Result<(), Error> {
+    let cp = cortex_m::Peripherals::take().ok_or(Error::InvalidParameter)?;
+    start_systick(cp.SYST);
 
     let model = Model::from_bytes(MODEL)?;
-    let arena = cortex_m::singleton!(: [u8; ARENA_SIZE] = [0; ARENA_SIZE])
-        .ok_or(fixnet::Error::InvalidParameter)?;
+    // SAFETY: `run` is called once, so these are the only references to the statics.
+    // (Statics, not `cortex_m::singleton!`: that may build its value on the stack first,
+    // and the measured stack peak should be the inference's, not these tables'.)
+    let (arena, totals, layers) = unsafe {
+        (
+            &mut *addr_of_mut!(ARENA),
+            &mut *addr_of_mut!(TOTALS),
+            &mut *addr_of_mut!(LAYERS),
+        )
+    };
     let mut interp = Interpreter::new(&model, arena)?;
     let ops = model.op_count().min(MAX_OPS);
     let input_len = interp.input().len();
     if input_len != 784 {
         // A model for other inputs: time it on the digits' bytes anyway, cut or repeated.
-        hprintln!("note: model input has {} elements, not 784", input_len);
+        Line::new()
+            .str("note: model input has ")
+            .num(input_len)
+            .str(" elements, not 784")
+            .send();
     }
 
-    // Statics, not locals: the measured stack peak should be the inference's, not these
-    // tables'.
-    let totals =
-        cortex_m::singleton!(: [u32; RUNS] = [0; RUNS]).ok_or(fixnet::Error::InvalidParameter)?;
-    let layers = cortex_m::singleton!(: [[u32; RUNS]; MAX_OPS] = [[0; RUNS]; MAX_OPS])
-        .ok_or(fixnet::Error::InvalidParameter)?;
     let mut correct = 0;
-    let n = (LABELS.len()).min(RUNS);
-    let mut image = [0u8; 784];
-    for i in 0..n {
-        let digit = &DIGITS[i * 784..(i + 1) * 784];
-        let label = LABELS[i];
-        image.copy_from_slice(digit);
-        let start = counter.now();
+    let n = LABELS.len().min(RUNS);
+    for (i, (image, &label)) in DIGITS.chunks_exact(784).zip(LABELS).take(n).enumerate() {
+        let start = SYST::get_current();
         if input_len == 784 {
-            interp.set_input_grey(&image)?;
+            interp.set_input_grey(image)?;
         } else {
             for (k, q) in interp.input_mut().iter_mut().enumerate() {
                 *q = (i16::from(image[k % 784]) - 128) as i8;
             }
         }
-        let mut last = counter.now();
+        let mut last = SYST::get_current();
         interp.invoke_observed(|index, _| {
-            let now = counter.now();
-            if index < MAX_OPS {
-                layers[index][i] = counter.elapsed(last, now);
+            let now = SYST::get_current();
+            if let Some(slot) = layers.get_mut(index) {
+                slot[i] = elapsed(last, now);
             }
-            last = counter.now();
+            last = SYST::get_current();
         })?;
-        let end = counter.now();
+        let end = SYST::get_current();
         // The total includes quantizing the input and the observer's own reads of SysTick
         // (a few instructions per op), as a caller of `invoke` would not pay; the per-layer
         // figures exclude both.
-        totals[i] = counter.elapsed(start, end);
+        totals[i] = elapsed(start, end);
         let (digit, _) = interp.top1();
         correct += usize::from(digit == usize::from(label));
-        hprintln!(
-            "digit {} label {} predicted {} instructions {}",
-            i,
-            label,
-            digit,
-            totals[i]
-        );
+        Line::new()
+            .str("digit ")
+            .num(i)
+            .field("label", label.into())
+            .field("predicted", digit)
+            .field("instructions", totals[i] as usize)
+            .send();
     }
     for (index, counts) in layers.iter_mut().enumerate().take(ops) {
         let op = model.op(index)?;
-        hprintln!(
-            "layer {} {} instructions {}",
-            index,
-            op.kind().name(),
-            median(&mut counts[..n])
-        );
+        Line::new()
+            .str("layer ")
+            .num(index)
+            .str(" ")
+            .str(op.kind().name())
+            .field("instructions", median(&mut counts[..n]) as usize)
+            .send();
     }
     let peak = stack_peak();
-    hprintln!(
-        "accuracy {}/{} median_instructions {} model_bytes {} arena_bytes {} stack_peak_bytes {}",
-        correct,
-        n,
-        median(&mut totals[..n]),
-        model.len(),
-        model.arena_size(),
-        peak
-    );
+    Line::new()
+        .str("accuracy ")
+        .num(correct)
+        .str("/")
+        .num(n)
+        .field("median_instructions", median(&mut totals[..n]) as usize)
+        .field("model_bytes", model.len())
+        .field("arena_bytes", model.arena_size())
+        .field("stack_peak_bytes", peak)
+        .send();
     Ok(())
 }
