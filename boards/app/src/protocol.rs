@@ -202,6 +202,9 @@ pub enum Response {
     Trained {
         /// The sample's cross-entropy loss before the step.
         loss: f32,
+        /// Instructions or cycles (see [`Info::counter`]) the step took, forward and backward
+        /// pass and (every mini-batch) the weight update.
+        count: u32,
         /// The weights after the step.
         weights: Weights,
     },

@@ -332,10 +332,13 @@ where
         if usize::from(label) >= self.classes {
             return Err(ErrorCode::BadLabel);
         }
+        let start = self.counter.now();
         let loss = self.backend.train_sample(image, label)?;
+        let end = self.counter.now();
         self.stats.training_steps += 1;
         Ok(Response::Trained {
             loss,
+            count: self.counter.elapsed(start, end),
             weights: self.backend.weights(),
         })
     }

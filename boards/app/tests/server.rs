@@ -199,6 +199,7 @@ fn every_message_round_trips() {
         }),
         Response::Trained {
             loss: 0.25,
+            count: 1_234_567,
             weights: Weights {
                 generation: 0,
                 steps: 17,

@@ -293,7 +293,10 @@ fn train_save_restart_revert_equal_the_host_simulation() {
     assert_eq!(t.train_arena_bytes as usize, TRAIN_ARENA_SIZE);
     assert_eq!(info.weights, Weights::default());
     for (i, loss) in losses.iter().enumerate() {
-        let Response::Trained { loss: l, weights } = &r[1 + i] else {
+        let Response::Trained {
+            loss: l, weights, ..
+        } = &r[1 + i]
+        else {
             panic!("{:?}", r[1 + i])
         };
         assert_eq!(l, loss, "sample {i}");

@@ -265,11 +265,13 @@ pub fn device(args: DeviceArgs) -> Result<ExitCode> {
                 super::describe(fixnet_app::ErrorCode::Unsupported)
             );
             let mut weights = info.weights;
+            let mut counts = Vec::new();
             for epoch in 0..epochs {
                 let mut total = 0.0f64;
                 for &i in &chosen {
-                    let (loss, w) = dev.train(images.image(i), labels[i])?;
+                    let (loss, count, w) = dev.train_counted(images.image(i), labels[i])?;
                     total += f64::from(loss);
+                    counts.push(count);
                     weights = w;
                 }
                 println!(
@@ -277,6 +279,14 @@ pub fn device(args: DeviceArgs) -> Result<ExitCode> {
                     epoch + 1,
                     total / chosen.len() as f64,
                     chosen.len()
+                );
+            }
+            counts.sort_unstable();
+            if let Some(median) = counts.get(counts.len() / 2) {
+                println!(
+                    "{median} {} per training step (median of {})",
+                    unit(&info),
+                    counts.len()
                 );
             }
             println!("weights: {}", describe_weights(&weights));

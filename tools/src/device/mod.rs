@@ -148,8 +148,18 @@ impl Device {
 
     /// One fine-tuning step: the sample's loss before the step, and the weights after it.
     pub fn train(&mut self, image: &[u8], label: u8) -> Result<(f32, Weights)> {
+        let (loss, _, weights) = self.train_counted(image, label)?;
+        Ok((loss, weights))
+    }
+
+    /// One fine-tuning step, also giving the instructions or cycles the board spent on it.
+    pub fn train_counted(&mut self, image: &[u8], label: u8) -> Result<(f32, u32, Weights)> {
         match self.request(&Request::TrainSample { image, label })? {
-            Response::Trained { loss, weights } => Ok((loss, weights)),
+            Response::Trained {
+                loss,
+                count,
+                weights,
+            } => Ok((loss, count, weights)),
             other => Err(unexpected(other)),
         }
     }
