@@ -3,7 +3,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use flate2::read::GzDecoder;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 /// A set of equally sized grey images, row-major, one byte per pixel.
@@ -44,34 +44,78 @@ impl Images {
 const IMAGES_MAGIC: usize = 0x0000_0803;
 const LABELS_MAGIC: usize = 0x0000_0801;
 
-/// Reads a file, gunzipping it if it starts with the gzip magic.
-pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .with_context(|| format!("{}: corrupt gzip data", path.display()))?;
-        Ok(out)
+/// The most pixel or label bytes an IDX file may announce (MNIST's training images are
+/// 47 MB): a header asking for more is refused before anything is read or inflated.
+pub const MAX_IDX_PAYLOAD: usize = 1 << 30;
+
+/// Opens a file as a stream, gunzipping it if it starts with the gzip magic.
+fn open_maybe_gz(path: &Path) -> Result<(Box<dyn Read>, bool)> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut file = BufReader::new(file);
+    let start = file
+        .fill_buf()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if start.starts_with(&[0x1f, 0x8b]) {
+        Ok((Box::new(GzDecoder::new(file)), true))
     } else {
-        Ok(raw)
+        Ok((Box::new(file), false))
     }
 }
 
-fn header(bytes: &[u8], words: usize) -> Result<Vec<usize>> {
-    ensure!(
-        bytes.len() >= 4 * words,
-        "file too short for an IDX header ({} bytes)",
-        bytes.len()
-    );
-    Ok(bytes[..4 * words]
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
-        .collect())
+/// Reads up to `n` bytes of `r` (fewer at its end).
+fn read_up_to(r: &mut dyn Read, n: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+    r.take(n as u64).read_to_end(out).map(|_| ())
 }
 
-/// Parses IDX image data (magic 0x803, count, rows, cols).
-pub fn parse_images(bytes: &[u8]) -> Result<Images> {
+/// Reads an IDX file (possibly gzip) header first: `announce` parses the `header_len`-byte
+/// header (failing on a short or foreign one) into the exact payload size and a description;
+/// then exactly that many bytes are read (or inflated), and a file holding fewer or more is
+/// refused. Returns header and payload.
+fn read_bounded(
+    path: &Path,
+    header_len: usize,
+    announce: fn(&[u8]) -> Result<(usize, String)>,
+) -> Result<Vec<u8>> {
+    let (mut r, gz) = open_maybe_gz(path)?;
+    let what = || {
+        if gz {
+            format!("{}: corrupt gzip data", path.display())
+        } else {
+            format!("cannot read {}", path.display())
+        }
+    };
+    let mut bytes = Vec::with_capacity(header_len);
+    read_up_to(&mut r, header_len, &mut bytes).with_context(what)?;
+    let (len, description) = announce(&bytes).with_context(|| path.display().to_string())?;
+    let path = path.display();
+    ensure!(
+        len <= MAX_IDX_PAYLOAD,
+        "{path}: IDX header announces {description} ({len} bytes), more than the {MAX_IDX_PAYLOAD}-byte limit"
+    );
+    read_up_to(&mut r, len, &mut bytes).with_context(what)?;
+    let held = bytes.len() - header_len;
+    ensure!(
+        held == len,
+        "{path}: IDX header announces {description} ({len} bytes) but the file holds {held} bytes"
+    );
+    let mut extra = [0u8; 1];
+    let more = loop {
+        match r.read(&mut extra) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).with_context(what),
+        }
+    };
+    ensure!(
+        more == 0,
+        "{path}: IDX header announces {description} ({len} bytes) but the file holds more"
+    );
+    Ok(bytes)
+}
+
+/// The image header's (count, rows, cols, pixel bytes).
+fn images_header(bytes: &[u8]) -> Result<(usize, usize, usize, usize)> {
     let h = header(bytes, 1)?;
     if h[0] == LABELS_MAGIC {
         bail!("this is an IDX label file, not an image file");
@@ -88,6 +132,38 @@ pub fn parse_images(bytes: &[u8]) -> Result<Images> {
         .checked_mul(rows)
         .and_then(|n| n.checked_mul(cols))
         .context("IDX header sizes overflow")?;
+    Ok((count, rows, cols, len))
+}
+
+/// The label header's count.
+fn labels_header(bytes: &[u8]) -> Result<usize> {
+    let h = header(bytes, 1)?;
+    if h[0] == IMAGES_MAGIC {
+        bail!("this is an IDX image file, not a label file");
+    }
+    ensure!(
+        h[0] == LABELS_MAGIC,
+        "not an IDX label file (magic {:#010x}, expected 0x00000801)",
+        h[0]
+    );
+    Ok(header(bytes, 2)?[1])
+}
+
+fn header(bytes: &[u8], words: usize) -> Result<Vec<usize>> {
+    ensure!(
+        bytes.len() >= 4 * words,
+        "file too short for an IDX header ({} bytes)",
+        bytes.len()
+    );
+    Ok(bytes[..4 * words]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect())
+}
+
+/// Parses IDX image data (magic 0x803, count, rows, cols).
+pub fn parse_images(bytes: &[u8]) -> Result<Images> {
+    let (count, rows, cols, len) = images_header(bytes)?;
     let body = &bytes[16..];
     ensure!(
         body.len() == len,
@@ -103,16 +179,7 @@ pub fn parse_images(bytes: &[u8]) -> Result<Images> {
 
 /// Parses IDX label data (magic 0x801, count).
 pub fn parse_labels(bytes: &[u8]) -> Result<Vec<u8>> {
-    let h = header(bytes, 1)?;
-    if h[0] == IMAGES_MAGIC {
-        bail!("this is an IDX image file, not a label file");
-    }
-    ensure!(
-        h[0] == LABELS_MAGIC,
-        "not an IDX label file (magic {:#010x}, expected 0x00000801)",
-        h[0]
-    );
-    let count = header(bytes, 2)?[1];
+    let count = labels_header(bytes)?;
     let body = &bytes[8..];
     ensure!(
         body.len() == count,
@@ -124,12 +191,20 @@ pub fn parse_labels(bytes: &[u8]) -> Result<Vec<u8>> {
 
 /// Reads an image file (`.gz` or not).
 pub fn read_images(path: &Path) -> Result<Images> {
-    parse_images(&read_maybe_gz(path)?).with_context(|| path.display().to_string())
+    let bytes = read_bounded(path, 16, |h| {
+        let (count, rows, cols, len) = images_header(h)?;
+        Ok((len, format!("{count} images of {rows}x{cols}")))
+    })?;
+    parse_images(&bytes).with_context(|| path.display().to_string())
 }
 
 /// Reads a label file (`.gz` or not).
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
-    parse_labels(&read_maybe_gz(path)?).with_context(|| path.display().to_string())
+    let bytes = read_bounded(path, 8, |h| {
+        let count = labels_header(h)?;
+        Ok((count, format!("{count} labels")))
+    })?;
+    parse_labels(&bytes).with_context(|| path.display().to_string())
 }
 
 /// Encodes images as IDX (for tests and for tools that write subsets).

@@ -5,9 +5,9 @@
 //!
 //! Each case runs under `ulimit -v` (2 GiB of address space) and a 60 s timeout. "Huge" is
 //! a sparse 2 GiB file (`set_len`, no disk used), an IDX header announcing 10⁹ images, and a
-//! gzip stream that inflates to 3 GiB. Those pass only because the reads fail cleanly at the
-//! cap ("out of memory"); without it the tool reads whole files first (two `#[ignore]`d
-//! findings at the end, in files this test does not own).
+//! gzip stream that inflates to 3 GiB. The tool refuses those from their headers (model
+//! files: magic and declared length; IDX files: the announced size, inflating no more than
+//! it), checked under tighter caps by the two regression tests at the end (findings F4, F5).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -94,8 +94,11 @@ struct Files {
 
 impl Files {
     fn new() -> Self {
+        // One directory per instance: the tests run in parallel and each removes its own.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir =
-            std::env::temp_dir().join(format!("fixnet-cli-robustness-{}", std::process::id()));
+            std::env::temp_dir().join(format!("fixnet-cli-robustness-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Files { dir }
@@ -553,7 +556,6 @@ fn usage_errors_are_one_line_too() {
 }
 
 #[test]
-#[ignore = "known failures in files this test does not own; see docs/reliability.md"]
 fn known_failures_are_fixed() {
     let f = Files::new();
     let mut failures = Vec::new();
@@ -572,12 +574,10 @@ fn sh_args(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
-/// Finding: `ModelBytes::read` (tools/src/fxn.rs) reads and copies a whole file before the
-/// parser sees its first byte: `fixnet inspect` on 2 GiB of zeros takes about 4 GiB of RAM
-/// and 13 s to answer "bad magic"; under a 256 MiB cap it can only say "out of memory".
+/// Finding F4 (fixed): `ModelBytes::read` (tools/src/fxn.rs) read and copied a whole file before the
+/// parser saw its first byte: `fixnet inspect` on 2 GiB of zeros took about 4 GiB of RAM
+/// and 13 s to answer "bad magic"; under a 256 MiB cap it could only say "out of memory".
 #[test]
-#[ignore = "finding: tools/src/fxn.rs reads whole model files before checking the header \
-            (a 2 GiB file costs 4 GiB of RAM); not owned by this test"]
 fn huge_model_file_is_refused_from_its_header() {
     let f = Files::new();
     let huge = f.sparse("zeros.fxn", 2 << 30);
@@ -588,13 +588,11 @@ fn huge_model_file_is_refused_from_its_header() {
     assert!(o.seconds < 5.0, "{} s", o.seconds);
 }
 
-/// Finding: `idx::read_maybe_gz` (tools/src/idx.rs) inflates a whole gzip stream before
-/// parsing the IDX header: 14 MB of gzip announcing 10⁹ images inflate to 3 GiB (3.2 GB
-/// of RAM) before the header mismatch is reported; under a 512 MiB cap the answer is
+/// Finding F5 (fixed): `idx::read_maybe_gz` (tools/src/idx.rs) inflated a whole gzip stream before
+/// parsing the IDX header: 14 MB of gzip announcing 10⁹ images inflated to 3 GiB (3.2 GB
+/// of RAM) before the header mismatch was reported; under a 512 MiB cap the answer was
 /// "corrupt gzip data: out of memory".
 #[test]
-#[ignore = "finding: tools/src/idx.rs inflates gzip streams without a bound (decompression \
-            bomb: 14 MB -> 3 GiB of RAM); not owned by this test"]
 fn gzip_bomb_is_refused_from_its_header() {
     let f = Files::new();
     let bomb = f.write("bomb.idx.gz", &gz_bomb(3 << 30));
