@@ -24,6 +24,7 @@ pub fn encode_i8(shape: &[usize], data: &[i8]) -> Result<Vec<u8>> {
 
 /// Decodes an int8 `.npy` array into its shape and C-order values.
 pub fn decode_i8(bytes: &[u8]) -> Result<(Vec<usize>, Vec<i8>)> {
+    check_header_len(bytes)?;
     let file = npyz::NpyFile::new(bytes).context("not a .npy file")?;
     ensure!(
         file.order() == npyz::Order::C,
@@ -34,10 +35,40 @@ pub fn decode_i8(bytes: &[u8]) -> Result<(Vec<usize>, Vec<i8>)> {
         .iter()
         .map(|&d| usize::try_from(d))
         .collect::<Result<Vec<_>, _>>()?;
+    // npyz sizes its buffer from the shape: check it against the bytes present first.
+    let count = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .context("the .npy shape overflows")?;
+    ensure!(
+        count <= bytes.len(),
+        "the .npy shape {shape:?} announces {count} values but the file holds {} bytes",
+        bytes.len()
+    );
     let data = file
         .into_vec::<i8>()
         .context("the array is not int8 (or is truncated)")?;
     Ok((shape, data))
+}
+
+/// Checks the header-length field against the bytes present before npyz allocates what it
+/// says (finding F2: a 299-byte file announcing a 4 GiB header).
+fn check_header_len(bytes: &[u8]) -> Result<()> {
+    let (len, start) = match bytes {
+        [0x93, b'N', b'U', b'M', b'P', b'Y', 1, _, a, b, ..] => {
+            (usize::from(u16::from_le_bytes([*a, *b])), 10)
+        }
+        [0x93, b'N', b'U', b'M', b'P', b'Y', _, _, a, b, c, d, ..] => {
+            (u32::from_le_bytes([*a, *b, *c, *d]) as usize, 12)
+        }
+        _ => return Ok(()), // npyz reports what is wrong
+    };
+    ensure!(
+        len <= bytes.len() - start,
+        "the .npy header announces {len} bytes but the file holds {}",
+        bytes.len()
+    );
+    Ok(())
 }
 
 #[cfg(test)]
