@@ -13,13 +13,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let blob = Aligned::new(&bytes);
-    match fixnet::Model::from_bytes(blob.bytes()) {
-        Ok(_) => {}
-        // Known finding F1 (docs/reliability.md, regression test in
-        // tools/tests/cli_robustness_findings.rs): denormal or otherwise unusable scales pass
-        // lower() and are only refused by the core. Skipped so the run can go on; set
-        // FUZZ_STRICT=1 to stop on it again.
-        Err(fixnet::Error::BadQuantization) if std::env::var_os("FUZZ_STRICT").is_none() => {}
-        Err(e) => panic!("lower() produced a model the core rejects: {e}"),
+    if let Err(e) = fixnet::Model::from_bytes(blob.bytes()) {
+        panic!("lower() produced a model the core rejects: {e}");
     }
 });

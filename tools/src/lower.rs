@@ -179,7 +179,9 @@ pub fn lower_with(graph: &Graph, options: &LowerOptions) -> Result<Vec<u8>> {
         .iter()
         .enumerate()
         .map(|(i, layer)| {
-            prepare(graph, layer).with_context(|| format!("layer {i} ({})", layer.name()))
+            prepare(graph, layer)
+                .and_then(|owned| check_quantization(graph, layer, owned))
+                .with_context(|| format!("layer {i} ({})", layer.name()))
         })
         .collect::<Result<Vec<_>>>()?;
 
@@ -372,6 +374,58 @@ fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
         },
         Layer::Reshape { .. } => Owned::default(),
     })
+}
+
+/// Refuses, with a clear message, the quantization parameters the core would reject when
+/// loading the lowered model (finding F1: a denormal filter scale used to pass here and be
+/// refused only by the core as "inconsistent quantization parameters").
+fn check_quantization(graph: &Graph, layer: &Layer, owned: Owned) -> Result<Owned> {
+    for id in [layer.input(), layer.output()] {
+        let t = graph.tensor(id)?;
+        ensure!(
+            t.scale.is_finite() && t.scale > 0.0,
+            "unsupported scale {:e} on tensor '{}' (must be finite and positive)",
+            t.scale,
+            t.name
+        );
+        ensure!(
+            (-128..=127).contains(&t.zero_point),
+            "unsupported zero point {} on int8 tensor '{}'",
+            t.zero_point,
+            t.name
+        );
+    }
+    if let Some(s) = owned
+        .filter_scales
+        .iter()
+        .find(|s| !s.is_finite() || **s < 0.0)
+    {
+        bail!("unsupported filter scale {s:e} (must be finite and not negative)");
+    }
+    for (c, (&m, &shift)) in owned
+        .requant
+        .multipliers
+        .iter()
+        .zip(&owned.requant.shifts)
+        .enumerate()
+    {
+        ensure!(
+            m >= 0 && (-31..=30).contains(&shift),
+            "unsupported scale: the requantization of channel {c} needs multiplier {m} \
+             shift {shift}, outside what fixnet (and TFLite's int8 kernels) can represent \
+             (shift -31..=30)"
+        );
+    }
+    if let Some(s) = owned
+        .double_scales
+        .iter()
+        .find(|s| !s.is_finite() || **s <= 0.0)
+    {
+        bail!(
+            "unsupported scale: the effective output scale is {s:e} (must be finite and positive)"
+        );
+    }
+    Ok(owned)
 }
 
 /// The fixnet format stores either per-channel scales (as many as channels) or none; a

@@ -64,8 +64,6 @@ fn denormal_scale_tflite() -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "finding (fuzz/tflite): lower() accepts a denormal quantization scale and emits a \
-            model the core rejects; tools/src/tflite and tools/src/lower.rs are not owned here"]
 fn lower_never_emits_a_model_the_core_rejects() {
     let graph = fixnet_tools::tflite::import(&denormal_scale_tflite()).unwrap();
     if let Ok(bytes) = fixnet_tools::lower::lower(&graph) {
