@@ -426,12 +426,12 @@ fn show_first_digits(model: &Path, images: &Path, labels: &Path, count: usize) -
                 None => format!("  -> {digit}"),
             };
             (
-                crate::device::picture::digit_lines(images.image(i), images.cols),
+                crate::picture::digit_lines(images.image(i), images.cols),
                 caption,
             )
         })
         .collect();
-    print!("{}", crate::device::picture::gallery(&items, 4));
+    print!("{}", crate::picture::gallery(&items, 4));
     println!();
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod ir;
 pub mod keras;
 pub mod lower;
 pub mod npy;
+pub mod picture;
 pub mod preprocess;
 pub mod runner;
 pub mod tflite;

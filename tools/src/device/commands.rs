@@ -1,11 +1,11 @@
 //! The `device`, `qemu` and `bench` subcommands of `fixnet`.
 
 use super::bench::{markdown, run_bench};
-use super::picture::{digit_lines, gallery};
 use super::qemu::{build_firmware, default_state_dir, QemuBoard};
 use super::Device;
 use crate::idx;
 use crate::inspect::thousands;
+use crate::picture::{digit_lines, gallery};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use clap::{Args, Subcommand};
 use fixnet::{Interpreter, Model};

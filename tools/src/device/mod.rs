@@ -4,7 +4,6 @@
 
 pub mod bench;
 pub mod commands;
-pub mod picture;
 pub mod qemu;
 
 use anyhow::{anyhow, bail, Context, Result};
