@@ -384,3 +384,33 @@ fn broken_fusions_are_rejected() {
     b[op3 + 18] = 2;
     check(with_fresh_crc(b), Error::BadHeader);
 }
+
+/// A softmax row longer than the kernel's sum of exponentials can hold (finding F3) is
+/// refused when the model is built or loaded, not computed with a wrapped sum.
+#[test]
+fn softmax_rows_over_4095_classes_are_refused() {
+    use fixnet::format::{Dims, ModelBuilder, SoftmaxOp, Tensor};
+    use fixnet::kernels::SoftmaxParams;
+    let build = |classes: usize| -> Result<Vec<u8>, Error> {
+        let mut b = ModelBuilder::new();
+        let dims = Dims::new(&[1, classes]).unwrap();
+        let x = b.add_tensor(Tensor::activation(dims, 0.1, 0))?;
+        let y = b.add_tensor(Tensor::activation(dims, 1.0 / 256.0, -128))?;
+        b.add_op(Op::Softmax(SoftmaxOp {
+            input: x,
+            output: y,
+            params: SoftmaxParams::new(1.0, 0.1).unwrap(),
+        }))?;
+        b.set_io(x, y);
+        let mut out = vec![0u8; b.encoded_len()?];
+        b.write(&mut out)?;
+        Ok(out)
+    };
+    let fine = build(4095).unwrap();
+    let buf = Aligned::new(&fine);
+    assert!(parse(buf.bytes()).is_ok());
+    let r = build(4096);
+    assert!(r.is_err(), "{:?}", r.as_ref().map(|v| v.len()));
+    assert_eq!(r.unwrap_err(), Error::InvalidParameter);
+    assert_eq!(build(65_535).unwrap_err(), Error::InvalidParameter);
+}

@@ -249,6 +249,10 @@ fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
             if tin.dims != tout.dims {
                 return Err(Error::InconsistentShape);
             }
+            // Longer rows would wrap the kernel's sum of exponentials (finding F3).
+            if tin.dims.last() > crate::kernels::MAX_SOFTMAX_DEPTH {
+                return Err(Error::InvalidParameter);
+            }
             // TFLite's int8 softmax always writes probabilities with scale 1/256, zero
             // point -128; the kernel assumes it.
             if tout.zero_point != -128 || tout.scale != 1.0 / 256.0 {

@@ -21,7 +21,7 @@ pub use conv2d::conv2d;
 pub use depthwise_conv2d::depthwise_conv2d;
 pub use fully_connected::{fully_connected, fully_connected_float_requant};
 pub use pooling::{avg_pool, max_pool};
-pub use softmax::{softmax, SoftmaxParams};
+pub use softmax::{softmax, SoftmaxParams, MAX_SOFTMAX_DEPTH};
 
 /// How an int32 accumulator becomes an int8 output, per output channel.
 ///
@@ -94,6 +94,33 @@ pub(crate) fn window_taps(
         }
         (skipped, end, 0)
     }
+}
+
+/// `len` elements of `s` from `start`, or [`Error::ShapeMismatch`](crate::Error::ShapeMismatch).
+///
+/// The kernels' one way to take a run at a computed offset: the argument checks at the top of
+/// each kernel already exclude a run past the end, but the optimizer cannot follow that
+/// reasoning, so an impossible offset must still be an error and never a panic (the
+/// `.ci/no-panic` proof). It costs the same compare the panicking index did.
+#[inline(always)]
+pub(crate) fn span<T>(s: &[T], start: usize, len: usize) -> Result<&[T], crate::Error> {
+    s.get(start..)
+        .and_then(|s| s.get(..len))
+        .ok_or(crate::Error::ShapeMismatch)
+}
+
+/// [`span`] of a mutable slice.
+#[inline(always)]
+pub(crate) fn span_mut<T>(s: &mut [T], start: usize, len: usize) -> Result<&mut [T], crate::Error> {
+    s.get_mut(start..)
+        .and_then(|s| s.get_mut(..len))
+        .ok_or(crate::Error::ShapeMismatch)
+}
+
+/// Element `at` of `s`, or [`Error::ShapeMismatch`](crate::Error::ShapeMismatch); see [`span`].
+#[inline(always)]
+pub(crate) fn at<T: Copy>(s: &[T], at: usize) -> Result<T, crate::Error> {
+    s.get(at).copied().ok_or(crate::Error::ShapeMismatch)
 }
 
 /// Rejects a window with a zero kernel size or stride.

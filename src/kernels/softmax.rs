@@ -16,6 +16,10 @@ use crate::Error;
 const SCALED_DIFF_INTEGER_BITS: i32 = 5;
 /// Integer bits of the sum of exponentials (Q12.19): up to 4095 classes sum without overflow.
 const ACCUMULATION_INTEGER_BITS: i32 = 12;
+/// Longest row the Q12.19 sum of exponentials holds: every term is at most 1.0 and the sum
+/// stays below 2^12 = 4,096. TFLite adds longer rows without saturation and wraps
+/// (finding F3 in docs/reliability.md); fixnet refuses them instead.
+pub const MAX_SOFTMAX_DEPTH: usize = (1 << ACCUMULATION_INTEGER_BITS) - 1;
 /// Output zero point TFLite requires for int8 softmax.
 const OUTPUT_ZERO_POINT: i32 = -128;
 /// log2 of the output scale's inverse (scale = 1/256).
@@ -76,15 +80,15 @@ impl SoftmaxParams {
 /// length) receives `softmax(beta · input_scale · row)` quantized with scale 1/256 and zero
 /// point −128.
 ///
-/// Errors: [`Error::InvalidParameter`] if `depth` is 0, [`Error::ShapeMismatch`] if the
-/// lengths differ or are not a multiple of `depth`.
+/// Errors: [`Error::InvalidParameter`] if `depth` is 0 or above [`MAX_SOFTMAX_DEPTH`],
+/// [`Error::ShapeMismatch`] if the lengths differ or are not a multiple of `depth`.
 pub fn softmax(
     input: &[i8],
     depth: usize,
     params: &SoftmaxParams,
     output: &mut [i8],
 ) -> Result<(), Error> {
-    if depth == 0 {
+    if depth == 0 || depth > MAX_SOFTMAX_DEPTH {
         return Err(Error::InvalidParameter);
     }
     if input.len() != output.len() || input.len() % depth != 0 {
@@ -107,7 +111,7 @@ fn softmax_row(input: &[i8], params: &SoftmaxParams, output: &mut [i8]) {
         let diff = i32::from(x) - max_in_row;
         if diff >= params.diff_min {
             let exp = params.exp_of_diff(diff);
-            // TFLite adds without saturation; only > 4095 equal maxima could overflow.
+            // Cannot wrap: at most MAX_SOFTMAX_DEPTH terms of at most 2^19.
             sum_of_exps = sum_of_exps.wrapping_add(rescale(exp, 0, ACCUMULATION_INTEGER_BITS));
         }
     }
