@@ -1,5 +1,6 @@
-//! Embeds the first test digits for the benchmark binary and puts `memory.x` where the
-//! linker finds it. (The model itself is embedded by `fixnet-app`, honouring FIXNET_MODEL.)
+//! Embeds the first test digits for the benchmark binary and puts `memory.x` (and an empty
+//! `device.x`) where the linker finds them. (The model itself is embedded by `fixnet-app`,
+//! honouring FIXNET_MODEL.)
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::{env, fs};
@@ -15,6 +16,9 @@ fn main() {
     fs::write(out.join("digits.bin"), &images[16..16 + DIGITS * 784]).unwrap();
     fs::write(out.join("labels.bin"), &labels[8..8 + DIGITS]).unwrap();
     fs::copy("memory.x", out.join("memory.x")).unwrap();
+    // cortex-m-rt's `device` feature includes a device.x naming the interrupt handlers; the
+    // binaries name none (their vector tables point every interrupt at DefaultHandler).
+    fs::write(out.join("device.x"), "/* no named interrupt handlers */\n").unwrap();
     println!("cargo:rustc-link-search={}", out.display());
 }
 

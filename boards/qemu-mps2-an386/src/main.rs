@@ -16,6 +16,19 @@ use fixnet_qemu_mps2_an386::flash::{self, SemihostingFlash};
 use fixnet_qemu_mps2_an386::uart::{Uart, UART0_BASE};
 use fixnet_qemu_mps2_an386::{Led, SysTickCounter, SysTickDelay};
 
+extern "C" {
+    /// cortex-m-rt's handler for every exception and interrupt without one of its own.
+    fn DefaultHandler();
+}
+
+/// The device interrupt vectors (cortex-m-rt's `device` feature leaves them to the binary):
+/// the 32 interrupts of QEMU's MPS2 images (the UARTs, the timers…), all to DefaultHandler.
+/// None is taken: the flash driver's timer-0 interrupt only wakes the core from `wfi` with
+/// PRIMASK set.
+#[link_section = ".vector_table.interrupts"]
+#[no_mangle]
+static __INTERRUPTS: [unsafe extern "C" fn(); 32] = [DefaultHandler; 32];
+
 /// The weight slots start at the beginning of the emulated flash.
 const SLOTS_BASE: u32 = 0;
 

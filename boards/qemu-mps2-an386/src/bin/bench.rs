@@ -27,6 +27,17 @@ const RUNS: usize = 100;
 /// Most ops a model may have (the format's limit is 32).
 const MAX_OPS: usize = 32;
 
+extern "C" {
+    /// cortex-m-rt's handler for every exception and interrupt without one of its own.
+    fn DefaultHandler();
+}
+
+/// The device interrupt vectors (cortex-m-rt's `device` feature leaves them to the binary).
+/// The benchmark enables no interrupt; the linker script wants at least one vector.
+#[link_section = ".vector_table.interrupts"]
+#[no_mangle]
+static __INTERRUPTS: [unsafe extern "C" fn(); 1] = [DefaultHandler];
+
 /// The interpreter's arena.
 static mut ARENA: [u8; ARENA_SIZE] = [0; ARENA_SIZE];
 /// Instructions of each inference.
