@@ -33,13 +33,12 @@ fn serve(stream: &[u8]) {
         pos: 0,
         output: Vec::new(),
     };
-    let mut server = Server::new(
-        interp,
+    let mut server = Server::with_backend(
+        AcceptAll::new(interp),
         link,
         NoPin,
         NoDelay,
         Ticks(0),
-        AcceptAll::default(),
         BOARD,
     )
     .expect("server");

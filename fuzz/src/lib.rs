@@ -188,34 +188,54 @@ impl fixnet_app::CycleCounter for Ticks {
     }
 }
 
-/// A fine-tuning backend that accepts everything, so that train-sample, save and revert
-/// requests reach the server's checks and replies.
-#[derive(Default)]
-pub struct AcceptAll {
+/// A backend that classifies with the real model and accepts every fine-tuning request,
+/// so that train-sample, save and revert requests reach the server's checks and replies.
+pub struct AcceptAll<'m, 'a> {
+    inference: fixnet_app::Inference<'m, 'a>,
+    input_len: usize,
+    classes: usize,
     pub steps: u32,
 }
 
-impl fixnet_app::FineTuning for AcceptAll {
-    fn supported(&self) -> bool {
-        true
+impl<'m, 'a> AcceptAll<'m, 'a> {
+    pub fn new(interp: fixnet::Interpreter<'m, 'a>) -> Self {
+        let input_len = interp.input().len();
+        let classes = interp.output().len();
+        AcceptAll {
+            inference: fixnet_app::Inference::new(interp),
+            input_len,
+            classes,
+            steps: 0,
+        }
     }
-    fn train(
-        &mut self,
-        interp: &mut fixnet::Interpreter<'_, '_>,
-        image: &[u8],
-        label: u8,
-    ) -> Result<(f32, u32), fixnet_app::ErrorCode> {
-        assert_eq!(
-            image.len(),
-            interp.input().len(),
-            "server let a bad image through"
-        );
+}
+
+impl fixnet_app::Backend for AcceptAll<'_, '_> {
+    fn model(&self) -> &fixnet::Model<'_> {
+        self.inference.model()
+    }
+    fn classify(&mut self, image: &[u8]) -> Result<fixnet_app::Scores, fixnet_app::ErrorCode> {
+        assert_eq!(image.len(), self.input_len, "server let a bad image through");
+        self.inference.classify(image)
+    }
+    fn training(&self) -> Option<fixnet_app::TrainingInfo> {
+        Some(fixnet_app::TrainingInfo {
+            train_from: 0,
+            bias_from: 0,
+            batch_size: 1,
+            learning_rate_q16: 0,
+            train_arena_bytes: 0,
+            payload_bytes: 0,
+        })
+    }
+    fn train_sample(&mut self, image: &[u8], label: u8) -> Result<f32, fixnet_app::ErrorCode> {
+        assert_eq!(image.len(), self.input_len, "server let a bad image through");
         assert!(
-            usize::from(label) < interp.output().len(),
+            usize::from(label) < self.classes,
             "server let a bad label through"
         );
         self.steps += 1;
-        Ok((1.0, self.steps))
+        Ok(1.0)
     }
     fn save(&mut self) -> Result<u32, fixnet_app::ErrorCode> {
         Ok(self.steps)
