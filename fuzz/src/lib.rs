@@ -215,7 +215,11 @@ impl fixnet_app::Backend for AcceptAll<'_, '_> {
         self.inference.model()
     }
     fn classify(&mut self, image: &[u8]) -> Result<fixnet_app::Scores, fixnet_app::ErrorCode> {
-        assert_eq!(image.len(), self.input_len, "server let a bad image through");
+        assert_eq!(
+            image.len(),
+            self.input_len,
+            "server let a bad image through"
+        );
         self.inference.classify(image)
     }
     fn training(&self) -> Option<fixnet_app::TrainingInfo> {
@@ -229,7 +233,11 @@ impl fixnet_app::Backend for AcceptAll<'_, '_> {
         })
     }
     fn train_sample(&mut self, image: &[u8], label: u8) -> Result<f32, fixnet_app::ErrorCode> {
-        assert_eq!(image.len(), self.input_len, "server let a bad image through");
+        assert_eq!(
+            image.len(),
+            self.input_len,
+            "server let a bad image through"
+        );
         assert!(
             usize::from(label) < self.classes,
             "server let a bad label through"
