@@ -94,7 +94,7 @@ pub fn fully_connected_float_requant(
             acc = acc.wrapping_add(b);
         }
         // `as` saturates (and maps NaN to 0) where the C++ cast is undefined.
-        let scaled = libm::round(f64::from(acc) * q.scales[o]) as i32;
+        let scaled = crate::kernels::f64_rescale::rescale(acc, q.scales[o]);
         *out = scaled
             .wrapping_add(q.output_offset)
             .clamp(i32::from(q.act_min), i32::from(q.act_max)) as i8;

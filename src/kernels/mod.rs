@@ -11,6 +11,7 @@
 
 pub mod conv2d;
 pub mod depthwise_conv2d;
+pub mod f64_rescale;
 pub mod fast;
 pub mod fixedpoint;
 pub mod fully_connected;

@@ -62,7 +62,7 @@ pub fn fully_connected(
         match q {
             FcRequant::Fixed(r) => r.apply(acc, r.multipliers[o], r.shifts[o]),
             FcRequant::Float(f) => {
-                let scaled = libm::round(f64::from(acc) * f.scales[o]) as i32;
+                let scaled = crate::kernels::f64_rescale::rescale(acc, f.scales[o]);
                 scaled
                     .wrapping_add(f.output_offset)
                     .clamp(i32::from(f.act_min), i32::from(f.act_max)) as i8
