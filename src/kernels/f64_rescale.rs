@@ -196,7 +196,12 @@ mod tests {
                 let exp = 1023 - 40 + (next() % 48);
                 f64::from_bits((bits & (1 << 63 | ((1 << 52) - 1))) | exp << 52)
             };
-            assert_eq!(rescale(a, s), float(a, s), "acc {a} scale {s:e} ({:#x})", s.to_bits());
+            assert_eq!(
+                rescale(a, s),
+                float(a, s),
+                "acc {a} scale {s:e} ({:#x})",
+                s.to_bits()
+            );
         }
     }
 
