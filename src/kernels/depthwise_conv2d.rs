@@ -1,7 +1,7 @@
 //! int8 depthwise convolution, bit-exact with TFLite's
 //! `reference_integer_ops::DepthwiseConvPerChannel`.
 
-use super::{check_bias, check_window, window_taps, Requantize};
+use super::{at, check_bias, check_window, window_taps, Requantize};
 use crate::{Error, Shape, Window};
 
 /// int8 depthwise convolution (batch 1, NHWC, dilation 1) with per-channel requantization.
@@ -49,7 +49,8 @@ pub fn depthwise_conv2d(
     }
     check_bias(bias, out_c)?;
     q.check(out_c)?;
-    if output.is_empty() {
+    // `out_c` is 0 only when `output` is empty; saying so lets `chunks_exact_mut` go unchecked.
+    if output.is_empty() || out_c == 0 {
         return Ok(());
     }
 
@@ -64,20 +65,21 @@ pub fn depthwise_conv2d(
             let Some(pixel) = pixels.next() else {
                 return Ok(());
             };
-            for (c, out) in pixel.iter_mut().enumerate() {
+            let requant = q.multipliers.iter().zip(q.shifts);
+            for (c, (out, (&m, &s))) in pixel.iter_mut().zip(requant).enumerate() {
                 let ic = c / depth_multiplier;
                 let mut acc: i32 = 0;
                 for (fy, iy) in (fy0..fy1).zip(iy0..) {
                     for (fx, ix) in (fx0..fx1).zip(ix0..) {
-                        let x = i32::from(input[(iy * in_w + ix) * in_c + ic]);
-                        let w = i32::from(filter[(fy * window.kernel_w + fx) * out_c + c]);
+                        let x = i32::from(at(input, (iy * in_w + ix) * in_c + ic)?);
+                        let w = i32::from(at(filter, (fy * window.kernel_w + fx) * out_c + c)?);
                         acc = acc.wrapping_add(w.wrapping_mul(x.wrapping_add(q.input_offset)));
                     }
                 }
                 if let Some(&b) = bias.get(c) {
                     acc = acc.wrapping_add(b);
                 }
-                *out = q.apply(acc, q.multipliers[c], q.shifts[c]);
+                *out = q.apply(acc, m, s);
             }
         }
     }

@@ -124,6 +124,14 @@ pub(crate) fn at<T: Copy>(s: &[T], at: usize) -> Result<T, crate::Error> {
     s.get(at).copied().ok_or(crate::Error::ShapeMismatch)
 }
 
+/// `v` clamped to `[lo, hi]`, for `lo ≤ hi` (which every kernel checks first). Unlike
+/// `Ord::clamp` it has no panic path for `lo > hi`, which the optimizer cannot always rule out
+/// where the check happened in another function.
+#[inline(always)]
+pub(crate) fn clamp<T: Ord>(v: T, lo: T, hi: T) -> T {
+    v.max(lo).min(hi)
+}
+
 /// Rejects a window with a zero kernel size or stride.
 pub(crate) fn check_window(window: &crate::Window) -> Result<(), crate::Error> {
     if window.kernel_h == 0 || window.kernel_w == 0 || window.stride_h == 0 || window.stride_w == 0
@@ -160,6 +168,6 @@ impl Requantize<'_> {
     pub(crate) fn apply(&self, acc: i32, multiplier: i32, shift: i32) -> i8 {
         let scaled = crate::quant::multiply_by_quantized_multiplier(acc, multiplier, shift);
         let shifted = scaled.wrapping_add(self.output_offset);
-        shifted.clamp(i32::from(self.act_min), i32::from(self.act_max)) as i8
+        clamp(shifted, i32::from(self.act_min), i32::from(self.act_max)) as i8
     }
 }

@@ -4,7 +4,7 @@
 //! Input and output share their quantization (TFLite requires it), so no rescaling happens;
 //! `act_min`/`act_max` are the fused activation's clamp in that domain.
 
-use super::{check_window, window_taps};
+use super::{check_window, span, window_taps};
 use crate::{Error, Shape, Window};
 
 /// Shared argument checks of both pools.
@@ -55,7 +55,9 @@ pub fn max_pool(
         output_shape,
     )?;
     let channels = output_shape.channels;
-    if output.is_empty() {
+    // `channels` is 0 only when `output` is empty; saying so lets `chunks_exact_mut` and
+    // `step_by` go unchecked.
+    if output.is_empty() || channels == 0 {
         return Ok(());
     }
     let (in_h, in_w) = (input_shape.height, input_shape.width);
@@ -72,7 +74,7 @@ pub fn max_pool(
             pixel.fill(i8::MIN);
             for iy in iy0..iy0 + (fy1 - fy0) {
                 for ix in ix0..ix0 + (fx1 - fx0) {
-                    let tap = &input[(iy * in_w + ix) * channels..][..channels];
+                    let tap = span(input, (iy * in_w + ix) * channels, channels)?;
                     for (out, &x) in pixel.iter_mut().zip(tap) {
                         *out = (*out).max(x);
                     }
@@ -113,7 +115,9 @@ pub fn avg_pool(
         output_shape,
     )?;
     let channels = output_shape.channels;
-    if output.is_empty() {
+    // `channels` is 0 only when `output` is empty; saying so lets `chunks_exact_mut` and
+    // `step_by` go unchecked.
+    if output.is_empty() || channels == 0 {
         return Ok(());
     }
     let (in_h, in_w) = (input_shape.height, input_shape.width);
@@ -145,15 +149,19 @@ pub fn avg_pool(
         for ox in 0..output_shape.width {
             let (fx0, fx1, ix0) =
                 window_taps(ox, window.stride_w, window.pad_left, window.kernel_w, in_w);
-            // Checked above to fit; the fallback is never taken.
-            let n = i32::try_from((fy1 - fy0) * (fx1 - fx0)).unwrap_or(i32::MAX);
+            // Checked above to be in 1..=i32::MAX; the error is never returned, but it keeps
+            // the divisions below free of a zero-divisor panic path.
+            let n = i32::try_from((fy1 - fy0) * (fx1 - fx0)).unwrap_or(0);
+            if n <= 0 {
+                return Err(Error::InvalidParameter);
+            }
             let Some(pixel) = pixels.next() else {
                 return Ok(());
             };
             for (c, out) in pixel.iter_mut().enumerate() {
                 let mut acc: i32 = 0;
                 for iy in iy0..iy0 + (fy1 - fy0) {
-                    let row = &input[(iy * in_w + ix0) * channels..][..(fx1 - fx0) * channels];
+                    let row = span(input, (iy * in_w + ix0) * channels, (fx1 - fx0) * channels)?;
                     for x in row.iter().skip(c).step_by(channels) {
                         acc = acc.wrapping_add(i32::from(*x));
                     }

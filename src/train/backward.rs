@@ -14,7 +14,7 @@
 
 use super::fixed::{saturate_i32, shift_round, Scale, GRAD_BITS, LOSS_BITS};
 use crate::kernels::fixedpoint::exp_on_negative_values;
-use crate::kernels::SoftmaxParams;
+use crate::kernels::{at, span, span_mut, SoftmaxParams};
 use crate::quant::multiply_by_quantized_multiplier_greater_than_one;
 use crate::{Error, Shape, Window};
 
@@ -111,6 +111,10 @@ pub fn fully_connected_input_grad(
         return Err(Error::ShapeMismatch);
     }
     grad_in.fill(0);
+    // No inputs, nothing to accumulate (and `chunks_exact` needs a non-zero size).
+    if n_in == 0 {
+        return Ok(());
+    }
     for (o, (&g, row)) in grad_out.iter().zip(weights.chunks_exact(n_in)).enumerate() {
         if g == 0 {
             continue;
@@ -187,13 +191,14 @@ pub fn bias_grad(
 }
 
 /// Output positions with the taps of their window that fall inside the input, in the
-/// forward kernels' order: calls `f(out_index, (fy0, fy1, iy0), (fx0, fx1, ix0))`.
+/// forward kernels' order: calls `f(out_index, (fy0, fy1, iy0), (fx0, fx1, ix0))`, stopping
+/// at the first error.
 fn for_each_window(
     in_shape: Shape,
     out_shape: Shape,
     window: &Window,
-    mut f: impl FnMut(usize, (usize, usize, usize), (usize, usize, usize)),
-) {
+    mut f: impl FnMut(usize, (usize, usize, usize), (usize, usize, usize)) -> Result<(), Error>,
+) -> Result<(), Error> {
     use crate::kernels::window_taps;
     for oy in 0..out_shape.height {
         let ty = window_taps(
@@ -211,9 +216,10 @@ fn for_each_window(
                 window.kernel_w,
                 in_shape.width,
             );
-            f(oy * out_shape.width + ox, ty, tx);
+            f(oy * out_shape.width + ox, ty, tx)?;
         }
     }
+    Ok(())
 }
 
 fn check_conv(
@@ -268,16 +274,15 @@ pub fn conv2d_input_grad(
         window,
         |pos, (fy0, fy1, iy0), (fx0, fx1, ix0)| {
             let run = (fx1 - fx0) * in_c;
-            for c in 0..out_c {
-                let g = grad_out[pos * out_c + c];
+            for (c, &g) in span(grad_out, pos * out_c, out_c)?.iter().enumerate() {
                 if g == 0 {
                     continue;
                 }
                 let gs = weight_scale(c).apply(i64::from(g), 0);
-                let channel_filter = &filter[c * taps..][..taps];
+                let channel_filter = span(filter, c * taps, taps)?;
                 for (fy, iy) in (fy0..fy1).zip(iy0..) {
-                    let grad_run = &mut grad_in[(iy * in_w + ix0) * in_c..][..run];
-                    let filter_run = &channel_filter[fy * kernel_row + fx0 * in_c..][..run];
+                    let grad_run = span_mut(grad_in, (iy * in_w + ix0) * in_c, run)?;
+                    let filter_run = span(channel_filter, fy * kernel_row + fx0 * in_c, run)?;
                     for (gi, &w) in grad_run.iter_mut().zip(filter_run) {
                         *gi = saturate_i32(
                             i64::from(*gi).saturating_add(gs.saturating_mul(i64::from(w))),
@@ -285,9 +290,9 @@ pub fn conv2d_input_grad(
                     }
                 }
             }
+            Ok(())
         },
-    );
-    Ok(())
+    )
 }
 
 /// Weight step of a 2-D convolution: `acc[c][tap] += rate(c) · Σ_pos grad_out[pos][c] ·
@@ -319,24 +324,23 @@ pub fn conv2d_weight_grad(
         window,
         |pos, (fy0, fy1, iy0), (fx0, fx1, ix0)| {
             let run = (fx1 - fx0) * in_c;
-            for c in 0..out_c {
-                let g = grad_out[pos * out_c + c];
+            for (c, &g) in span(grad_out, pos * out_c, out_c)?.iter().enumerate() {
                 if g == 0 {
                     continue;
                 }
                 let coef = coefficient(rate(c), g);
-                let channel_acc = &mut acc[c * taps..][..taps];
+                let channel_acc = span_mut(acc, c * taps, taps)?;
                 for (fy, iy) in (fy0..fy1).zip(iy0..) {
-                    let input_run = &input[(iy * in_w + ix0) * in_c..][..run];
-                    let acc_run = &mut channel_acc[fy * kernel_row + fx0 * in_c..][..run];
+                    let input_run = span(input, (iy * in_w + ix0) * in_c, run)?;
+                    let acc_run = span_mut(channel_acc, fy * kernel_row + fx0 * in_c, run)?;
                     for (a, &x) in acc_run.iter_mut().zip(input_run) {
                         add_step(a, coef, i32::from(x) - input_zero_point);
                     }
                 }
             }
+            Ok(())
         },
-    );
-    Ok(())
+    )
 }
 
 /// Max pool backward: each output gradient goes to the input that won the window (the first
@@ -364,24 +368,25 @@ pub fn max_pool_backward(
         out_shape,
         window,
         |pos, (fy0, fy1, iy0), (fx0, fx1, ix0)| {
-            for c in 0..ch {
+            for (c, &g) in span(grad_out, pos * ch, ch)?.iter().enumerate() {
                 let mut best: Option<(usize, i8)> = None;
                 for iy in iy0..iy0 + (fy1 - fy0) {
                     for ix in ix0..ix0 + (fx1 - fx0) {
-                        let at = (iy * in_w + ix) * ch + c;
-                        let x = input[at];
+                        let i = (iy * in_w + ix) * ch + c;
+                        let x = at(input, i)?;
                         if best.is_none_or(|(_, b)| x > b) {
-                            best = Some((at, x));
+                            best = Some((i, x));
                         }
                     }
                 }
-                if let Some((at, _)) = best {
-                    grad_in[at] = grad_in[at].saturating_add(grad_out[pos * ch + c]);
+                if let Some((i, _)) = best {
+                    let gi = grad_in.get_mut(i).ok_or(Error::ShapeMismatch)?;
+                    *gi = gi.saturating_add(g);
                 }
             }
+            Ok(())
         },
-    );
-    Ok(())
+    )
 }
 
 /// Average pool backward: each output gradient is shared equally (rounded to nearest) among
@@ -407,11 +412,12 @@ pub fn avg_pool_backward(
         window,
         |pos, (fy0, fy1, iy0), (fx0, fx1, ix0)| {
             let n = ((fy1 - fy0) * (fx1 - fx0)) as i64;
-            if n == 0 {
-                return;
+            // Empty windows get nothing; `n > 0` also keeps the divisions panic-free.
+            if n <= 0 {
+                return Ok(());
             }
-            for c in 0..ch {
-                let g = i64::from(grad_out[pos * ch + c]);
+            for (c, &g) in span(grad_out, pos * ch, ch)?.iter().enumerate() {
+                let g = i64::from(g);
                 let share = if g >= 0 {
                     (g + n / 2) / n
                 } else {
@@ -419,12 +425,13 @@ pub fn avg_pool_backward(
                 };
                 for iy in iy0..iy0 + (fy1 - fy0) {
                     for ix in ix0..ix0 + (fx1 - fx0) {
-                        let at = (iy * in_w + ix) * ch + c;
-                        grad_in[at] = saturate_i32(i64::from(grad_in[at]) + share);
+                        let i = (iy * in_w + ix) * ch + c;
+                        let gi = grad_in.get_mut(i).ok_or(Error::ShapeMismatch)?;
+                        *gi = saturate_i32(i64::from(*gi) + share);
                     }
                 }
             }
+            Ok(())
         },
-    );
-    Ok(())
+    )
 }

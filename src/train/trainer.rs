@@ -148,7 +148,7 @@ impl<'m, 'a> Trainer<'m, 'a> {
                     },
                 };
                 let flash = filter_t.data_i8()?;
-                w.int8.copy_from_slice(flash);
+                copy_exact(w.int8, flash)?;
                 for (m, &q) in w.master.iter_mut().zip(flash) {
                     *m = i32::from(q) << MASTER_BITS;
                 }
@@ -177,7 +177,7 @@ impl<'m, 'a> Trainer<'m, 'a> {
                     },
                     frac_bits,
                 };
-                b.int32.copy_from_slice(flash);
+                copy_exact(b.int32, flash)?;
                 for (m, &q) in b.master.iter_mut().zip(flash) {
                     *m = q.saturating_mul(1 << frac_bits);
                 }
@@ -351,7 +351,7 @@ impl<'m, 'a> Trainer<'m, 'a> {
         let r = root(model, id)?;
         for (t, buf) in self.saved.iter_mut() {
             if *t == r {
-                buf.copy_from_slice(features);
+                copy_exact(buf, features)?;
             }
         }
         self.run_ops(self.first, model.op_count())
@@ -393,7 +393,7 @@ impl<'m, 'a> Trainer<'m, 'a> {
          -> Result<(), Error> {
             for (t, buf) in saved.iter_mut() {
                 if *t == id {
-                    buf.copy_from_slice(activation(model, arena, id)?);
+                    copy_exact(buf, activation(model, arena, id)?)?;
                 }
             }
             Ok(())
@@ -729,10 +729,10 @@ impl<'m, 'a> Trainer<'m, 'a> {
         }
         for l in self.layers.iter_mut() {
             if let Some(w) = l.weights.as_mut() {
-                w.int8.copy_from_slice(w.good);
+                copy_exact(w.int8, w.good)?;
             }
             if let Some(b) = l.bias.as_mut() {
-                b.int32.copy_from_slice(b.good);
+                copy_exact(b.int32, b.good)?;
             }
         }
         self.reset_masters();
@@ -818,4 +818,14 @@ impl<'m, 'a> Trainer<'m, 'a> {
 /// The loss in Q16 as a real number.
 pub(crate) fn loss_f32(q16: i64) -> f32 {
     q16 as f32 / (1u32 << LOSS_BITS) as f32
+}
+
+/// `dst.copy_from_slice(src)`, a length mismatch being an error instead of a panic: the
+/// lengths come from the same plan, but the optimizer cannot see that (`.ci/no-panic`).
+fn copy_exact<T: Copy>(dst: &mut [T], src: &[T]) -> Result<(), Error> {
+    if dst.len() != src.len() {
+        return Err(Error::ShapeMismatch);
+    }
+    dst.copy_from_slice(src);
+    Ok(())
 }

@@ -14,7 +14,7 @@
 //! positive shift are requantized per pixel instead.
 
 use super::dot::{dot_2x2, pack};
-use crate::kernels::{check_bias, check_window, window_taps, Requantize};
+use crate::kernels::{check_bias, check_window, clamp, span, span_mut, window_taps, Requantize};
 use crate::{Error, Shape, Window};
 
 /// Most taps (`kernel_h × kernel_w × input channels`) a filter may have for this kernel; the
@@ -105,7 +105,7 @@ pub fn conv2d_pool(
     let pad = i8::try_from(q.input_offset.wrapping_neg()).map_err(|_| Error::InvalidParameter)?;
 
     if super::conv2d_small::applies(taps, out_c, q) {
-        super::conv2d_small::run(
+        return super::conv2d_small::run(
             input,
             input_shape,
             filter,
@@ -117,7 +117,6 @@ pub fn conv2d_pool(
             output_shape,
             pad,
         );
-        return Ok(());
     }
     general(
         input,
@@ -130,8 +129,7 @@ pub fn conv2d_pool(
         output,
         output_shape,
         pad,
-    );
-    Ok(())
+    )
 }
 
 /// The general case (arguments checked by [`conv2d_pool`]); its own frame, so that its
@@ -149,18 +147,23 @@ fn general(
     output: &mut [i8],
     output_shape: Shape,
     pad: i8,
-) {
+) -> Result<(), Error> {
     let in_c = input_shape.channels;
     let out_c = output_shape.channels;
     let taps = window.kernel_h * window.kernel_w * in_c;
+    // Checked by the caller; restated here, where the optimizer sees them bound the buffers.
+    if !supported(taps, out_c) || out_c == 0 {
+        return Err(Error::CapacityExceeded);
+    }
     let groups = taps / 4;
-    let tail = taps % 4;
     let all_groups = taps.div_ceil(4);
     // Two pixels' widened patches, interleaved per group (see `dot_2x2`).
-    let mut xbuf = [0u32; 4 * GROUPS];
+    let mut xbuf = [[0u32; 4]; GROUPS];
     let mut patch = [[0i8; 4 * GROUPS]; 2];
     let mut best = [0i32; MAX_CHANNELS];
-    let monotone = |c: usize| q.shifts[c] <= 0;
+    let best = &mut best[..out_c];
+    let multipliers = q.multipliers.get(..out_c).ok_or(Error::ShapeMismatch)?;
+    let shifts = q.shifts.get(..out_c).ok_or(Error::ShapeMismatch)?;
 
     let conv = pool.conv_shape;
     let pw = &pool.window;
@@ -171,47 +174,47 @@ fn general(
             let (fx0, fx1, cx0) =
                 window_taps(px, pw.stride_w, pw.pad_left, pw.kernel_w, conv.width);
             let Some(out) = pixels.next() else {
-                return;
+                return Ok(());
             };
             let (rows, cols) = (fy1 - fy0, fx1 - fx0);
-            let count = rows * cols;
-            if count == 0 {
-                out.fill(i8::MIN.clamp(pool.act_min, pool.act_max));
+            if rows == 0 || cols == 0 {
+                out.fill(clamp(i8::MIN, pool.act_min, pool.act_max));
                 continue;
             }
-            best[..out_c].fill(i32::MIN);
+            let count = rows * cols;
+            best.fill(i32::MIN);
             let mut k = 0;
             while k < count {
                 // The next one or two convolution pixels of the window.
                 let second = (k + 1).min(count - 1);
-                for (slot, t) in [k, second].into_iter().enumerate() {
+                for (slot, t) in patch.iter_mut().zip([k, second]) {
                     let (cy, cx) = (cy0 + t / cols, cx0 + t % cols);
-                    gather(
-                        input,
-                        input_shape,
-                        window,
-                        cy,
-                        cx,
-                        pad,
-                        &mut patch[slot][..taps],
-                    );
+                    let slot = slot.get_mut(..taps).ok_or(Error::ShapeMismatch)?;
+                    gather(input, input_shape, window, cy, cx, pad, slot)?;
                 }
                 k += 2;
-                widen(&patch, q.input_offset, all_groups, &mut xbuf);
-                let x = &xbuf[..4 * all_groups];
-                let mut c = 0;
-                while c < out_c {
+                let x = xbuf.get_mut(..all_groups).ok_or(Error::ShapeMismatch)?;
+                widen(&patch, q.input_offset, x);
+                let (x, x_tail) = x.split_at_checked(groups).ok_or(Error::ShapeMismatch)?;
+                // Channels two at a time (an odd last one paired with itself), with their
+                // maxima and requantization parameters.
+                let per_pair = best
+                    .chunks_mut(2)
+                    .zip(multipliers.chunks(2).zip(shifts.chunks(2)));
+                for (pair, (best, (m2, s2))) in per_pair.enumerate() {
+                    let c = 2 * pair;
                     let c1 = (c + 1).min(out_c - 1);
-                    let w0 = &filter[c * taps..][..taps];
-                    let w1 = &filter[c1 * taps..][..taps];
+                    let w0 = span(filter, c * taps, taps)?;
+                    let w1 = span(filter, c1 * taps, taps)?;
                     let b0 = bias.get(c).copied().unwrap_or(0);
                     let b1 = bias.get(c1).copied().unwrap_or(0);
                     let mut acc = [b0, b1, b0, b1];
-                    dot_2x2(&mut acc, x, w0, w1, groups);
-                    if tail > 0 {
-                        let g = &x[4 * groups..][..4];
-                        for j in 0..tail {
-                            let at = 4 * groups + j;
+                    dot_2x2(&mut acc, x, w0, w1);
+                    // The last `taps % 4` taps, in the last (zero-padded) group of `x`.
+                    if let Some(g) = x_tail.first() {
+                        let w0_tail = w0.chunks_exact(4).remainder();
+                        let w1_tail = w1.chunks_exact(4).remainder();
+                        for (j, (&f0, &f1)) in w0_tail.iter().zip(w1_tail).enumerate() {
                             // Element j of the group: halves [v0,v2] and [v1,v3].
                             let word = |base: usize| g[base + (j & 1)];
                             let half = |w: u32| {
@@ -222,35 +225,36 @@ fn general(
                                 }
                             };
                             let (v0, v1) = (half(word(0)), half(word(2)));
-                            let (f0, f1) = (i32::from(w0[at]), i32::from(w1[at]));
+                            let (f0, f1) = (i32::from(f0), i32::from(f1));
                             acc[0] = acc[0].wrapping_add(v0.wrapping_mul(f0));
                             acc[1] = acc[1].wrapping_add(v0.wrapping_mul(f1));
                             acc[2] = acc[2].wrapping_add(v1.wrapping_mul(f0));
                             acc[3] = acc[3].wrapping_add(v1.wrapping_mul(f1));
                         }
                     }
-                    for (ch, a, b) in [(c, acc[0], acc[2]), (c1, acc[1], acc[3])] {
-                        let v = if monotone(ch) {
+                    let pixels_acc = [(acc[0], acc[2]), (acc[1], acc[3])];
+                    for ((best, (&m, &s)), (a, b)) in
+                        best.iter_mut().zip(m2.iter().zip(s2)).zip(pixels_acc)
+                    {
+                        let v = if s <= 0 {
                             a.max(b)
                         } else {
-                            let (m, s) = (q.multipliers[ch], q.shifts[ch]);
                             i32::from(q.apply(a, m, s)).max(i32::from(q.apply(b, m, s)))
                         };
-                        best[ch] = best[ch].max(v);
+                        *best = (*best).max(v);
                     }
-                    c += 2;
                 }
             }
-            for (ch, o) in out.iter_mut().enumerate() {
-                let v = if monotone(ch) {
-                    q.apply(best[ch], q.multipliers[ch], q.shifts[ch])
-                } else {
-                    best[ch] as i8
-                };
-                *o = v.clamp(pool.act_min, pool.act_max);
+            let requant = best.iter().zip(multipliers.iter().zip(shifts));
+            for (o, (&b, (&m, &s))) in out.iter_mut().zip(requant) {
+                // Monotone channels (shift ≤ 0) kept the maximum accumulator, the others the
+                // maximum requantized value.
+                let v = if s <= 0 { q.apply(b, m, s) } else { b as i8 };
+                *o = clamp(v, pool.act_min, pool.act_max);
             }
         }
     }
+    Ok(())
 }
 
 /// The input patch of convolution output pixel `(cy, cx)` in filter order (OHWI without the
@@ -263,7 +267,7 @@ fn gather(
     cx: usize,
     pad: i8,
     patch: &mut [i8],
-) {
+) -> Result<(), Error> {
     let c = shape.channels;
     let row_len = window.kernel_w * c;
     let (fy0, fy1, iy0) = window_taps(
@@ -285,23 +289,31 @@ fn gather(
         patch.fill(pad);
     }
     if fx1 == fx0 {
-        return;
+        return Ok(());
     }
     let run = (fx1 - fx0) * c;
     for (fy, iy) in (fy0..fy1).zip(iy0..) {
-        let src = &input[(iy * shape.width + ix0) * c..][..run];
-        patch[fy * row_len + fx0 * c..][..run].copy_from_slice(src);
+        let src = span(input, (iy * shape.width + ix0) * c, run)?;
+        span_mut(patch, fy * row_len + fx0 * c, run)?.copy_from_slice(src);
     }
+    Ok(())
 }
 
-/// Widens two patches with the offset added, interleaved per group of four: pixel 0's
-/// `[v0,v2]`, `[v1,v3]`, then pixel 1's. A last partial group is padded with zeros.
-fn widen(patch: &[[i8; 4 * GROUPS]; 2], offset: i32, groups: usize, out: &mut [u32]) {
-    for g in 0..groups {
-        for (p, px) in patch.iter().enumerate() {
-            let v = |j: usize| i32::from(px[4 * g + j]) + offset;
-            out[4 * g + 2 * p] = pack(v(0), v(2));
-            out[4 * g + 2 * p + 1] = pack(v(1), v(3));
-        }
+/// Widens two patches with the offset added into `out`, one group of four taps per entry:
+/// pixel 0's `[v0,v2]`, `[v1,v3]`, then pixel 1's. A last partial group is padded with zeros.
+fn widen(patch: &[[i8; 4 * GROUPS]; 2], offset: i32, out: &mut [[u32; 4]]) {
+    let [p0, p1] = patch;
+    for ((o, a), b) in out
+        .iter_mut()
+        .zip(p0.chunks_exact(4))
+        .zip(p1.chunks_exact(4))
+    {
+        let v = |px: &[i8], j: usize| i32::from(px[j]) + offset;
+        *o = [
+            pack(v(a, 0), v(a, 2)),
+            pack(v(a, 1), v(a, 3)),
+            pack(v(b, 0), v(b, 2)),
+            pack(v(b, 1), v(b, 3)),
+        ];
     }
 }

@@ -10,8 +10,8 @@
 
 use super::conv2d_pool::PoolWindow;
 use super::dot::pack;
-use crate::kernels::{window_taps, Requantize};
-use crate::{Shape, Window};
+use crate::kernels::{at, clamp, span, span_mut, window_taps, Requantize};
+use crate::{Error, Shape, Window};
 
 /// Most taps this kernel takes.
 pub const MAX_TAPS: usize = 12;
@@ -41,41 +41,48 @@ pub(crate) fn run(
     output: &mut [i8],
     output_shape: Shape,
     pad: i8,
-) {
+) -> Result<(), Error> {
     let out_c = output_shape.channels;
-    let taps = window.kernel_h * window.kernel_w * input_shape.channels;
+    let c_in = input_shape.channels;
+    let row_len = window.kernel_w * c_in;
+    let taps = window.kernel_h * row_len;
+    // Checked by the caller ([`applies`], non-empty output); restated here, where the
+    // optimizer sees them bound the buffers and rule out a zero divisor or chunk size.
+    if taps == 0 || row_len == 0 || taps > MAX_TAPS || out_c == 0 || out_c > MAX_CHANNELS {
+        return Err(Error::CapacityExceeded);
+    }
     let pairs = out_c / 2;
-    let mut stream = [0u32; MAX_CHANNELS / 2 * PAIR_WORDS];
-    for p in 0..pairs {
-        let s = &mut stream[p * PAIR_WORDS..][..PAIR_WORDS];
+    let mut stream = [[0u32; PAIR_WORDS]; MAX_CHANNELS / 2];
+    let pair_filters = filter.chunks_exact(2 * taps);
+    for (p, (s, rows)) in stream.iter_mut().zip(pair_filters).take(pairs).enumerate() {
         for (ch, b) in s[..2].iter_mut().enumerate() {
             *b = bias.get(2 * p + ch).copied().unwrap_or(0) as u32;
         }
-        for g in 0..3 {
-            for ch in 0..2 {
-                let row = &filter[(2 * p + ch) * taps..][..taps];
+        for (ch, row) in rows.chunks_exact(taps).enumerate().take(2) {
+            for g in 0..3 {
                 let w = |j: usize| row.get(4 * g + j).map_or(0, |&v| i32::from(v));
                 s[2 + 4 * g + 2 * ch] = pack(w(0), w(2));
                 s[2 + 4 * g + 2 * ch + 1] = pack(w(1), w(3));
             }
         }
     }
-    let stream = &stream[..pairs * PAIR_WORDS];
+    let stream = &stream[..pairs];
     let mut best = [0i32; MAX_CHANNELS];
     let best = &mut best[..out_c];
+    let multipliers = q.multipliers.get(..out_c).ok_or(Error::ShapeMismatch)?;
+    let shifts = q.shifts.get(..out_c).ok_or(Error::ShapeMismatch)?;
     let mut patch = [0i8; MAX_TAPS];
     let mut x = [0u32; 6];
 
     let conv = pool.conv_shape;
     let pw = &pool.window;
-    let c_in = input_shape.channels;
-    let row_len = window.kernel_w * c_in;
     // Input offset of each tap from the patch's first, for patches inside the input.
     let mut tap_at = [0usize; MAX_TAPS];
     for (t, at) in tap_at.iter_mut().enumerate().take(taps) {
         let (ky, rest) = (t / row_len, t % row_len);
         *at = ky * input_shape.width * c_in + rest;
     }
+    let tap_at = &tap_at[..taps];
     let mut pixels = output.chunks_exact_mut(out_c);
     for py in 0..output_shape.height {
         let (fy0, fy1, cy0) = window_taps(py, pw.stride_h, pw.pad_top, pw.kernel_h, conv.height);
@@ -83,10 +90,10 @@ pub(crate) fn run(
             let (fx0, fx1, cx0) =
                 window_taps(px, pw.stride_w, pw.pad_left, pw.kernel_w, conv.width);
             let Some(out) = pixels.next() else {
-                return;
+                return Ok(());
             };
             if fy0 == fy1 || fx0 == fx1 {
-                out.fill(i8::MIN.clamp(pool.act_min, pool.act_max));
+                out.fill(clamp(i8::MIN, pool.act_min, pool.act_max));
                 continue;
             }
             best.fill(i32::MIN);
@@ -110,11 +117,12 @@ pub(crate) fn run(
                         ky0 == 0 && ky1 == window.kernel_h && kx0 == 0 && kx1 == window.kernel_w;
                     if inside {
                         // The whole patch is in the input: read it through the tap offsets.
-                        let base = &input[(iy0 * input_shape.width + ix0) * c_in..];
-                        let v = |t: usize| i32::from(base[tap_at[t]]) + q.input_offset;
+                        let base = input
+                            .get((iy0 * input_shape.width + ix0) * c_in..)
+                            .ok_or(Error::ShapeMismatch)?;
                         let mut vals = [0i32; MAX_TAPS];
-                        for (t, val) in vals.iter_mut().enumerate().take(taps) {
-                            *val = v(t);
+                        for (val, &t) in vals.iter_mut().zip(tap_at) {
+                            *val = i32::from(at(base, t)?) + q.input_offset;
                         }
                         for g in 0..3 {
                             x[2 * g] = pack(vals[4 * g], vals[4 * g + 2]);
@@ -125,11 +133,9 @@ pub(crate) fn run(
                         patch.fill(pad);
                         let run = (kx1 - kx0) * c_in;
                         for (ky, iy) in (ky0..ky1).zip(iy0..) {
-                            let src = &input[(iy * input_shape.width + ix0) * c_in..][..run];
-                            for (d, &s) in patch[ky * row_len + kx0 * c_in..][..run]
-                                .iter_mut()
-                                .zip(src)
-                            {
+                            let src = span(input, (iy * input_shape.width + ix0) * c_in, run)?;
+                            let dst = span_mut(&mut patch, ky * row_len + kx0 * c_in, run)?;
+                            for (d, &s) in dst.iter_mut().zip(src) {
                                 *d = s;
                             }
                         }
@@ -148,24 +154,25 @@ pub(crate) fn run(
                     pixel_max(&x, stream, best);
                 }
             }
-            for (ch, o) in out.iter_mut().enumerate() {
-                let v = q.apply(best[ch], q.multipliers[ch], q.shifts[ch]);
-                *o = v.clamp(pool.act_min, pool.act_max);
+            let requant = best.iter().zip(multipliers.iter().zip(shifts));
+            for (o, (&b, (&m, &s))) in out.iter_mut().zip(requant) {
+                *o = clamp(q.apply(b, m, s), pool.act_min, pool.act_max);
             }
         }
     }
+    Ok(())
 }
 
-/// For every channel pair of `stream`: the accumulators of pixel `x`, maxed into `best`.
+/// For every channel pair of `stream` (and of `best`): the accumulators of pixel `x`, maxed
+/// into `best`.
 #[inline]
-fn pixel_max(x: &[u32; 6], stream: &[u32], best: &mut [i32]) {
+fn pixel_max(x: &[u32; 6], stream: &[[u32; PAIR_WORDS]], best: &mut [i32]) {
     #[cfg(fixnet_dsp)]
     {
-        let pairs = best.len() / 2;
-        let stream = &stream[..pairs * PAIR_WORDS];
-        // SAFETY: `stream` holds `pairs` × 14 words and `best` 2 × `pairs` values, exactly
-        // what the routine reads and writes.
-        unsafe { dsp::pixel_max(x, stream.as_ptr(), best.as_mut_ptr(), pairs) }
+        let pairs = (best.len() / 2).min(stream.len());
+        // SAFETY: `stream` holds at least `pairs` × 14 words and `best` 2 × `pairs` values,
+        // exactly what the routine reads and writes.
+        unsafe { dsp::pixel_max(x, stream.as_ptr().cast(), best.as_mut_ptr(), pairs) }
     }
     #[cfg(not(fixnet_dsp))]
     {
@@ -175,10 +182,7 @@ fn pixel_max(x: &[u32; 6], stream: &[u32], best: &mut [i32]) {
             acc.wrapping_add(lo(a).wrapping_mul(lo(b)))
                 .wrapping_add(hi(a).wrapping_mul(hi(b)))
         };
-        for (s, b) in stream
-            .chunks_exact(PAIR_WORDS)
-            .zip(best.chunks_exact_mut(2))
-        {
+        for (s, b) in stream.iter().zip(best.chunks_exact_mut(2)) {
             let (mut a0, mut a1) = (s[0] as i32, s[1] as i32);
             for g in 0..3 {
                 let w = &s[2 + 4 * g..][..4];

@@ -8,6 +8,8 @@
 //! of the same group, so weights are used in their stored order (OHWI, `[outputs][inputs]`)
 //! and every `SMLAD` pairs the right values. Accumulation wraps like TFLite's `int32`.
 
+use crate::Error;
+
 /// Packs two values into one word, `lo` in the low half.
 #[inline(always)]
 pub(crate) fn pack(lo: i32, hi: i32) -> u32 {
@@ -26,30 +28,28 @@ fn hi(w: u32) -> i32 {
     i32::from((w >> 16) as u16 as i16)
 }
 
-/// Two pixels × two output channels over `groups` groups of four taps.
+/// Two pixels × two output channels over the groups of four taps that `x`, `w0` and `w1` all
+/// hold (`x` one entry per group, `w0` and `w1` four weights per group; weights past the last
+/// whole group are left for the caller).
 ///
 /// `x` holds, per group, four words: pixel 0's `[v0, v2]`, `[v1, v3]`, then pixel 1's; `w0`
-/// and `w1` are the two channels' int8 weights (4 per group, any alignment). Adds to `acc` =
+/// and `w1` are the two channels' int8 weights (any alignment). Adds to `acc` =
 /// `[p0·w0, p0·w1, p1·w0, p1·w1]`.
 #[inline]
-pub(crate) fn dot_2x2(acc: &mut [i32; 4], x: &[u32], w0: &[i8], w1: &[i8], groups: usize) {
-    let x = &x[..groups * 4];
-    let w0 = &w0[..groups * 4];
-    let w1 = &w1[..groups * 4];
+pub(crate) fn dot_2x2(acc: &mut [i32; 4], x: &[[u32; 4]], w0: &[i8], w1: &[i8]) {
     #[cfg(fixnet_dsp)]
-    // SAFETY: the slices above hold exactly what the assembly reads (`groups` × 16 bytes of
-    // `x`, word aligned, and `groups` × 4 bytes of each weight row).
-    unsafe {
-        dsp::dot_2x2(acc, x.as_ptr(), w0.as_ptr(), w1.as_ptr(), groups);
+    {
+        let groups = x.len().min(w0.len() / 4).min(w1.len() / 4);
+        // SAFETY: each slice holds at least `groups` groups, all the assembly reads
+        // (`groups` × 16 bytes of `x`, word aligned, and `groups` × 4 bytes of each row).
+        unsafe {
+            dsp::dot_2x2(acc, x.as_ptr().cast(), w0.as_ptr(), w1.as_ptr(), groups);
+        }
     }
     #[cfg(not(fixnet_dsp))]
     {
         let [mut a00, mut a01, mut a10, mut a11] = *acc;
-        for ((x, w0), w1) in x
-            .chunks_exact(4)
-            .zip(w0.chunks_exact(4))
-            .zip(w1.chunks_exact(4))
-        {
+        for ((x, w0), w1) in x.iter().zip(w0.chunks_exact(4)).zip(w1.chunks_exact(4)) {
             let f = |xe: u32, xo: u32, w: &[i8]| {
                 lo(xe)
                     .wrapping_mul(i32::from(w[0]))
@@ -66,9 +66,11 @@ pub(crate) fn dot_2x2(acc: &mut [i32; 4], x: &[u32], w0: &[i8], w1: &[i8], group
     }
 }
 
-/// One int8 input vector × four weight rows `stride` bytes apart, over `groups` groups of
-/// four inputs: adds `Σ (x + offset) · w_r` to `acc[r]`. `offset` must keep every `x +
-/// offset` within `i16`.
+/// One int8 input vector (`x`, its whole groups of four) × four weight rows `stride` bytes
+/// apart starting at `w`: adds `Σ (x + offset) · w_r` to `acc[r]`. `offset` must keep every
+/// `x + offset` within `i16`.
+///
+/// Errors: [`Error::ShapeMismatch`] when `w` ends before the last row's groups do.
 #[inline]
 pub(crate) fn dot_1x4(
     acc: &mut [i32; 4],
@@ -76,13 +78,18 @@ pub(crate) fn dot_1x4(
     offset: i32,
     w: &[i8],
     stride: usize,
-    groups: usize,
-) {
-    let x = &x[..groups * 4];
-    let w = &w[..3 * stride + groups * 4];
+) -> Result<(), Error> {
+    let groups = x.len() / 4;
+    let x = x.get(..groups * 4).ok_or(Error::ShapeMismatch)?;
+    // Checked, not wrapping: the assembly's reads are bounded by this length.
+    let reach = stride
+        .checked_mul(3)
+        .and_then(|r| r.checked_add(groups.checked_mul(4)?))
+        .ok_or(Error::ShapeMismatch)?;
+    let w = w.get(..reach).ok_or(Error::ShapeMismatch)?;
     #[cfg(fixnet_dsp)]
     // SAFETY: `x` holds the `groups` × 4 bytes read, `w` the four rows' first `groups` × 4
-    // bytes each (the last row ends inside `w`).
+    // bytes each (the last row ends at `reach`, inside `w`).
     unsafe {
         dsp::dot_1x4(
             acc,
@@ -96,13 +103,14 @@ pub(crate) fn dot_1x4(
     #[cfg(not(fixnet_dsp))]
     {
         for (r, a) in acc.iter_mut().enumerate() {
-            let row = &w[r * stride..][..groups * 4];
+            let row = w.get(r * stride..).ok_or(Error::ShapeMismatch)?;
             for (&xv, &wv) in x.iter().zip(row) {
                 let v = i32::from(xv).wrapping_add(offset);
                 *a = a.wrapping_add(v.wrapping_mul(i32::from(wv)));
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(fixnet_dsp)]

@@ -3,8 +3,7 @@
 //! [`fully_connected_float_requant`](crate::kernels::fully_connected_float_requant): four
 //! outputs at a time share each widened input word ([`dot_1x4`](super::dot)).
 
-use super::dot::dot_1x4;
-use crate::kernels::{check_bias, FloatRequantize, Requantize};
+use crate::kernels::{check_bias, clamp, span, FloatRequantize, Requantize};
 use crate::Error;
 
 /// How the accumulators become outputs.
@@ -47,50 +46,56 @@ pub fn fully_connected(
             f.input_offset
         }
     };
-    let groups = n_in / 4;
-    let body = groups * 4;
+    // The inputs in groups of four (the packed inner product) and the last `n_in % 4`.
+    let body = n_in - n_in % 4;
+    let (x_groups, x_tail) = input.split_at_checked(body).ok_or(Error::ShapeMismatch)?;
     // `x + offset` must fit 16 bits for the packed arithmetic; any int8 zero point does.
     let widenable = (-128..=128).contains(&offset);
-    let finish = |o: usize, mut acc: i32| -> i8 {
-        for (&x, &w) in input[body..]
-            .iter()
-            .zip(&filter[o * n_in + body..(o + 1) * n_in])
-        {
+    // Output `o` from its accumulator over the first `body` inputs: the tail, the bias was
+    // already in, then the requantization.
+    let finish = |o: usize, mut acc: i32| -> Result<i8, Error> {
+        let tail_w = span(filter, o * n_in + body, x_tail.len())?;
+        for (&x, &w) in x_tail.iter().zip(tail_w) {
             let x = i32::from(x).wrapping_add(offset);
             acc = acc.wrapping_add(i32::from(w).wrapping_mul(x));
         }
-        match q {
-            FcRequant::Fixed(r) => r.apply(acc, r.multipliers[o], r.shifts[o]),
-            FcRequant::Float(f) => {
-                let scaled = crate::kernels::f64_rescale::rescale(acc, f.scales[o]);
-                scaled
-                    .wrapping_add(f.output_offset)
-                    .clamp(i32::from(f.act_min), i32::from(f.act_max)) as i8
+        let requantized = match q {
+            FcRequant::Fixed(r) => {
+                let m = r.multipliers.get(o).ok_or(Error::ShapeMismatch)?;
+                let s = r.shifts.get(o).ok_or(Error::ShapeMismatch)?;
+                r.apply(acc, *m, *s)
             }
-        }
+            FcRequant::Float(f) => {
+                let scale = *f.scales.get(o).ok_or(Error::ShapeMismatch)?;
+                let scaled = crate::kernels::f64_rescale::rescale(acc, scale);
+                let shifted = scaled.wrapping_add(f.output_offset);
+                clamp(shifted, i32::from(f.act_min), i32::from(f.act_max)) as i8
+            }
+        };
+        Ok(requantized)
     };
-    let mut o = 0;
-    while o < n_out {
-        let rows = (n_out - o).min(4);
+    for (block, outs) in output.chunks_mut(4).enumerate() {
+        let o = 4 * block;
+        let rows = outs.len();
         let mut acc = [0i32; 4];
         for (r, a) in acc.iter_mut().enumerate().take(rows) {
             *a = bias.get(o + r).copied().unwrap_or(0);
         }
         if rows == 4 && widenable {
-            dot_1x4(&mut acc, input, offset, &filter[o * n_in..], n_in, groups);
+            let w = filter.get(o * n_in..).ok_or(Error::ShapeMismatch)?;
+            super::dot::dot_1x4(&mut acc, x_groups, offset, w, n_in)?;
         } else {
             for (r, a) in acc.iter_mut().enumerate().take(rows) {
-                let row = &filter[(o + r) * n_in..][..body];
+                let row = span(filter, (o + r) * n_in, body)?;
                 for (&x, &w) in input.iter().zip(row) {
                     let x = i32::from(x).wrapping_add(offset);
                     *a = a.wrapping_add(i32::from(w).wrapping_mul(x));
                 }
             }
         }
-        for r in 0..rows {
-            output[o + r] = finish(o + r, acc[r]);
+        for (r, (out, &a)) in outs.iter_mut().zip(&acc).enumerate() {
+            *out = finish(o + r, a)?;
         }
-        o += rows;
     }
     Ok(())
 }
