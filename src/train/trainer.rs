@@ -152,8 +152,9 @@ impl<'m, 'a> Trainer<'m, 'a> {
                 for (m, &q) in w.master.iter_mut().zip(flash) {
                     *m = i32::from(q) << MASTER_BITS;
                 }
-                w.good
-                    .copy_from_slice(flash.get(..w.good.len()).unwrap_or(&[]));
+                if !w.good.is_empty() {
+                    copy_exact(w.good, flash)?;
+                }
                 Some(w)
             } else {
                 None
@@ -181,8 +182,9 @@ impl<'m, 'a> Trainer<'m, 'a> {
                 for (m, &q) in b.master.iter_mut().zip(flash) {
                     *m = q.saturating_mul(1 << frac_bits);
                 }
-                b.good
-                    .copy_from_slice(flash.get(..b.good.len()).unwrap_or(&[]));
+                if !b.good.is_empty() {
+                    copy_exact(b.good, flash)?;
+                }
                 Some(b)
             } else {
                 None

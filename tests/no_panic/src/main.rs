@@ -50,6 +50,8 @@ static mut PIXELS: [u8; 784] = [0; 784];
 static mut SINK: u32 = 0;
 #[cfg(feature = "train")]
 static mut TRAIN: Buf<32768> = Buf([0; 32768]);
+#[cfg(feature = "write")]
+static mut OUT: Buf<65536> = Buf([0; 65536]);
 
 /// An opaque length in `0..=max`, read through a volatile load.
 fn opaque_len(max: usize) -> usize {
@@ -209,7 +211,7 @@ fn train(model: &Model<'_>, pixels: &[u8]) {
     let arena = unsafe { &mut (&mut (*addr_of_mut!(TRAIN)).0)[..] };
     let from = opaque_len(model.op_count());
     let label = opaque_len(16);
-    let Ok(mut trainer) = fixnet::train::Trainer::new(model, from, arena) else {
+    let Ok(mut trainer) = fixnet::train::Trainer::new(model, from, &mut *arena) else {
         return;
     };
     if let Ok(loss) = trainer.step(pixels, label) {
@@ -222,5 +224,75 @@ fn train(model: &Model<'_>, pixels: &[u8]) {
     let mut out = [0u8; 64];
     if let Ok(n) = fixnet::storage::encode_constants(trainer.constants(), &mut out) {
         sink(n as u32);
+    }
+    drop(trainer);
+    train_more(model, pixels, arena, from, label);
+}
+
+/// The rest of the fine-tuning API, on a trainer whose settings the optimizer cannot see:
+/// cached features, prediction and loss, the rollback guard, restoring saved constants.
+#[cfg(feature = "train")]
+#[inline(never)]
+fn train_more(model: &Model<'_>, pixels: &[u8], arena: &mut [u8], from: usize, label: usize) {
+    use fixnet::train::{Rounding, TrainConfig, Trainer};
+    let mut config = TrainConfig::new(from).bias_from(opaque_len(model.op_count()));
+    config.batch_size = opaque_len(64) as u16;
+    config.rollback = opaque_len(1) == 1;
+    config.rounding = if opaque_len(1) == 1 {
+        Rounding::Stochastic
+    } else {
+        Rounding::Nearest
+    };
+    config.decay_every = opaque_len(100) as u32;
+    let Ok(mut trainer) = Trainer::with_config(model, config, arena) else {
+        return;
+    };
+    let mut features = [0i8; 2048];
+    let n = opaque_len(features.len());
+    let features = &mut features[..n];
+    if trainer.features(pixels, features).is_ok() {
+        if let Ok(loss) = trainer.step_features(features, label) {
+            sink(loss.q16 as u32);
+        }
+        if let Ok(class) = trainer.predict_features(features) {
+            sink(class as u32);
+        }
+        if let Ok(loss) = trainer.loss_features(features, label) {
+            sink(loss.q16 as u32);
+        }
+        if let Ok(outcome) = trainer.guard_features([(&*features, label)]) {
+            sink(matches!(outcome, fixnet::train::GuardOutcome::Kept { .. }) as u32);
+        }
+    }
+    if let Ok(class) = trainer.predict(pixels) {
+        sink(class as u32);
+    }
+    if let Ok(loss) = trainer.loss(pixels, label) {
+        sink(loss.q16 as u32);
+    }
+    if let Ok(loss) = trainer.mean_loss([(pixels, label)]) {
+        sink(loss.q16 as u32);
+    }
+    trainer.flush();
+    sink(trainer.rollback().is_ok() as u32);
+    sink(trainer.updates());
+    #[cfg(feature = "write")]
+    {
+        if let Ok(n) = trainer.model_len() {
+            sink(n as u32);
+        }
+        // SAFETY: the only borrow of this static.
+        let out = unsafe { &mut (*addr_of_mut!(OUT)).0 };
+        let n = opaque_len(out.len());
+        if let Ok(n) = trainer.write_model(&mut out[..n]) {
+            sink(n as u32);
+        }
+    }
+    // Constants saved earlier (flash) restored into the trainer.
+    // SAFETY: single-threaded; nothing borrows this static mutably while this runs.
+    let flash = unsafe { &(*addr_of!(FLASH)).0 };
+    let payload = &flash[..opaque_len(flash.len())];
+    if let Ok(overlay) = fixnet::storage::decode_overlay(model, payload) {
+        sink(trainer.restore(&overlay).is_ok() as u32);
     }
 }
