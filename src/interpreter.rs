@@ -153,10 +153,6 @@ pub(crate) fn execute(
 ) -> Result<(), Error> {
     let input_t = model.tensor(op.input())?;
     let output_t = model.tensor(op.output())?;
-    if let Op::Reshape { .. } = op {
-        // The output aliases the input's bytes (checked at load): nothing to do.
-        return Ok(());
-    }
     let weights = |id| match overlay.int8(id) {
         Some(values) => Ok(values),
         None => model.tensor(id)?.data_i8(),
@@ -165,23 +161,18 @@ pub(crate) fn execute(
         Some(values) => Ok(values),
         None => model.tensor(id)?.data_i32(),
     };
-    if let Op::Conv2d(c) = op {
-        return conv2d_op(model, c, weights(c.filter)?, biases(c.bias)?, arena);
-    }
-    if let Op::MaxPool(p) = op {
-        if model.is_elided(p.input) {
-            // Computed by the convolution it is fused with.
-            return Ok(());
-        }
-    }
-    let (input, output) = split_io(arena, &input_t, &output_t)?;
+    // Each kernel's arm is guarded by its op feature, so that a build without it links
+    // neither the kernel nor its set-up; such ops were refused at load (`OpKind::is_built`).
     match op {
-        Op::Conv2d(c) | Op::DepthwiseConv2d(c) => {
-            let filter = weights(c.filter)?;
-            let bias = biases(c.bias)?;
-            let in_shape = input_t.dims.activation_shape()?;
-            let out_shape = output_t.dims.activation_shape()?;
-            let window = op_window(model, op)?;
+        // The output aliases the input's bytes (checked at load): nothing to do.
+        Op::Reshape { .. } => Ok(()),
+        // Computed by the convolution it is fused with.
+        Op::MaxPool(p) if model.is_elided(p.input) => Ok(()),
+        Op::Conv2d(c) if cfg!(feature = "op-conv2d") => {
+            conv2d_op(model, c, weights(c.filter)?, biases(c.bias)?, arena)
+        }
+        Op::DepthwiseConv2d(c) if cfg!(feature = "op-depthwise-conv2d") => {
+            let (input, output) = split_io(arena, &input_t, &output_t)?;
             let q = requantize(
                 &input_t,
                 &output_t,
@@ -190,38 +181,26 @@ pub(crate) fn execute(
                 c.act_min,
                 c.act_max,
             );
-            if let Op::Conv2d(_) = op {
-                kernels::conv2d(
-                    input, in_shape, filter, bias, &window, &q, output, out_shape,
-                )
-            } else {
-                kernels::depthwise_conv2d(
-                    input,
-                    in_shape,
-                    filter,
-                    bias,
-                    &window,
-                    usize::from(c.depth_multiplier),
-                    &q,
-                    output,
-                    out_shape,
-                )
-            }
-        }
-        Op::MaxPool(p) | Op::AvgPool(p) => {
-            let in_shape = input_t.dims.activation_shape()?;
-            let out_shape = output_t.dims.activation_shape()?;
-            let window = op_window(model, op)?;
-            let pool = if let Op::MaxPool(_) = op {
-                kernels::max_pool
-            } else {
-                kernels::avg_pool
-            };
-            pool(
-                input, in_shape, &window, p.act_min, p.act_max, output, out_shape,
+            kernels::depthwise_conv2d(
+                input,
+                input_t.dims.activation_shape()?,
+                weights(c.filter)?,
+                biases(c.bias)?,
+                &op_window(model, op)?,
+                usize::from(c.depth_multiplier),
+                &q,
+                output,
+                output_t.dims.activation_shape()?,
             )
         }
-        Op::FullyConnected(f) => {
+        Op::MaxPool(p) if cfg!(feature = "op-max-pool") => {
+            pool_op(model, op, p, kernels::max_pool, arena, &input_t, &output_t)
+        }
+        Op::AvgPool(p) if cfg!(feature = "op-avg-pool") => {
+            pool_op(model, op, p, kernels::avg_pool, arena, &input_t, &output_t)
+        }
+        Op::FullyConnected(f) if cfg!(feature = "op-fully-connected") => {
+            let (input, output) = split_io(arena, &input_t, &output_t)?;
             let filter = weights(f.filter)?;
             let bias = biases(f.bias)?;
             if f.double_scales.is_empty() {
@@ -245,9 +224,38 @@ pub(crate) fn execute(
                 fast::fully_connected(input, filter, bias, FcRequant::Float(&q), output)
             }
         }
-        Op::Softmax(s) => kernels::softmax(input, input_t.dims.last(), &s.params, output),
-        Op::Reshape { .. } => Ok(()),
+        Op::Softmax(s) if cfg!(feature = "op-softmax") => {
+            let (input, output) = split_io(arena, &input_t, &output_t)?;
+            kernels::softmax(input, input_t.dims.last(), &s.params, output)
+        }
+        _ => Err(Error::UnknownOp(op.kind() as u8)),
     }
+}
+
+/// The signature shared by the max and average pooling kernels.
+type PoolKernel =
+    fn(&[i8], crate::Shape, &Window, i8, i8, &mut [i8], crate::Shape) -> Result<(), Error>;
+
+/// Runs a pooling op (not fused into a convolution) with `kernel`.
+fn pool_op(
+    model: &Model<'_>,
+    op: &Op<'_>,
+    p: &crate::format::PoolOp,
+    kernel: PoolKernel,
+    arena: &mut [u8],
+    input_t: &Tensor<'_>,
+    output_t: &Tensor<'_>,
+) -> Result<(), Error> {
+    let (input, output) = split_io(arena, input_t, output_t)?;
+    kernel(
+        input,
+        input_t.dims.activation_shape()?,
+        &op_window(model, op)?,
+        p.act_min,
+        p.act_max,
+        output,
+        output_t.dims.activation_shape()?,
+    )
 }
 
 /// The window of a convolution or pooling op.

@@ -40,6 +40,33 @@ impl OpKind {
         }
     }
 
+    /// True when this build has the op's kernel: its `op-…` cargo feature is on (all are by
+    /// default; Reshape needs no kernel). A model with an op this build lacks is refused at
+    /// load with [`Error::UnknownOp`], except a MaxPool2D fused into the Conv2D before it,
+    /// which that convolution's kernel computes.
+    pub const fn is_built(self) -> bool {
+        match self {
+            OpKind::Conv2d => cfg!(feature = "op-conv2d"),
+            OpKind::DepthwiseConv2d => cfg!(feature = "op-depthwise-conv2d"),
+            OpKind::MaxPool => cfg!(feature = "op-max-pool"),
+            OpKind::AvgPool => cfg!(feature = "op-avg-pool"),
+            OpKind::FullyConnected => cfg!(feature = "op-fully-connected"),
+            OpKind::Softmax => cfg!(feature = "op-softmax"),
+            OpKind::Reshape => true,
+        }
+    }
+
+    /// `Ok` when this build has the op's kernel ([`OpKind::is_built`]), else
+    /// [`Error::UnknownOp`] with its code.
+    #[inline(always)]
+    pub(crate) fn require_built(self) -> Result<(), Error> {
+        if self.is_built() {
+            Ok(())
+        } else {
+            Err(Error::UnknownOp(self as u8))
+        }
+    }
+
     fn from_code(code: u8) -> Result<Self, Error> {
         Ok(match code {
             1 => OpKind::Conv2d,

@@ -1,7 +1,7 @@
 //! Structural checks shared by the parser and the writer: every tensor plays a role it can
 //! play, shapes agree, ops run in order, and (for a parsed model) the memory plan is safe.
 
-use super::{DType, Op, Tensor, TensorId, MAX_TENSORS};
+use super::{DType, Op, OpKind, Tensor, TensorId, MAX_TENSORS};
 use crate::plan::{ranges_overlap, Lifetime};
 use crate::{Error, Shape, Window};
 
@@ -72,6 +72,12 @@ pub(crate) fn check_graph<'a>(g: &impl Graph<'a>) -> Result<Liveness, Error> {
         let op = g.op(i)?;
         let step = u8::try_from(i + 1).map_err(|_| Error::CapacityExceeded)?;
         check_op(g, &op)?;
+        if let Op::MaxPool(p) = op {
+            // A max pool fused into the convolution before it is that convolution's work.
+            if !live.is_elided(usize::from(p.input)) {
+                OpKind::MaxPool.require_built()?;
+            }
+        }
         if let Some(pool) = op.fused_pool() {
             check_fusion(g, i, &op, &pool)?;
             live.elided |= bit(op.output())?;
@@ -182,6 +188,7 @@ pub(crate) fn check_plan<'a>(
 fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
     match op {
         Op::Conv2d(c) | Op::DepthwiseConv2d(c) => {
+            op.kind().require_built()?;
             let (_, input) = activation_4d(g, c.input)?;
             let (_, output) = activation_4d(g, c.output)?;
             let filter = constant(g, c.filter, DType::Int8)?;
@@ -211,6 +218,11 @@ fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
             check_bias_and_requant(g, c.bias, output.channels, c.multipliers.len())
         }
         Op::MaxPool(p) | Op::AvgPool(p) => {
+            // A max pool is checked here whether it is built or not (a fused one runs in its
+            // convolution's kernel); `check_graph` refuses an unfused one this build lacks.
+            if let Op::AvgPool(_) = op {
+                OpKind::AvgPool.require_built()?;
+            }
             let (tin, input) = activation_4d(g, p.input)?;
             let (tout, output) = activation_4d(g, p.output)?;
             same_quantization(&tin, &tout)?;
@@ -228,6 +240,7 @@ fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
             Ok(())
         }
         Op::FullyConnected(f) => {
+            OpKind::FullyConnected.require_built()?;
             let tin = activation(g, f.input)?;
             let tout = activation(g, f.output)?;
             let filter = constant(g, f.filter, DType::Int8)?;
@@ -244,6 +257,7 @@ fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
             check_bias_and_requant(g, f.bias, outputs, f.multipliers.len())
         }
         Op::Softmax(s) => {
+            OpKind::Softmax.require_built()?;
             let tin = activation(g, s.input)?;
             let tout = activation(g, s.output)?;
             if tin.dims != tout.dims {

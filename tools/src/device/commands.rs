@@ -1,6 +1,6 @@
 //! The `device`, `qemu` and `bench` subcommands of `fixnet`.
 
-use super::bench::{markdown, run_bench};
+use super::bench::{page, run_bench};
 use super::qemu::{build_firmware, default_state_dir, QemuBoard};
 use super::Device;
 use crate::idx;
@@ -106,6 +106,10 @@ pub struct BenchArgs {
     /// Model to benchmark (default: models/seed_cnn.fxn).
     #[arg(long, value_name = "M.fxn")]
     pub model: Option<PathBuf>,
+    /// Target to build the firmware for (repeatable; default: thumbv7em-none-eabihf, the
+    /// DSP kernels, and thumbv6m-none-eabi, the portable ones).
+    #[arg(long, value_name = "TARGET", value_parser = clap::builder::PossibleValuesParser::new(crate::device::bench::BENCH_TARGETS))]
+    pub target: Vec<String>,
     /// Where to write the Markdown report (default: docs/benchmarks.md for the shipped
     /// model; nowhere for another model unless given).
     #[arg(long, value_name = "FILE.md")]
@@ -416,7 +420,15 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     if !args.json {
         eprintln!("building and running the benchmark firmware in QEMU…");
     }
-    let r = run_bench(args.model.as_deref())?;
+    let targets: Vec<&str> = if args.target.is_empty() {
+        crate::device::bench::BENCH_TARGETS.to_vec()
+    } else {
+        args.target.iter().map(String::as_str).collect()
+    };
+    let results = targets
+        .iter()
+        .map(|t| run_bench(args.model.as_deref(), t))
+        .collect::<Result<Vec<_>>>()?;
     let model_name = args
         .model
         .as_deref()
@@ -430,25 +442,33 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         (None, Some(_)) => None,
     };
     if let Some(out) = &out {
-        std::fs::write(out, markdown(&r, &model_name))
+        let existing = std::fs::read_to_string(out).ok();
+        let named: Vec<_> = results.iter().map(|r| (r, model_name.as_str())).collect();
+        std::fs::write(out, page(existing.as_deref(), &named))
             .with_context(|| format!("cannot write {}", out.display()))?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r.to_json())?);
+        let all: Vec<_> = results.iter().map(|r| r.to_json()).collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
-        println!(
-            "{}: {} instructions per inference (median of {}), {:.2} per MAC; stack {} B, arena {} B; .text {} B, .rodata {} B",
-            model_name,
-            thousands(r.instructions_median as usize),
-            r.runs,
-            r.instructions_per_mac(),
-            r.stack_peak_bytes,
-            r.arena_bytes,
-            r.text_bytes,
-            r.rodata_bytes
-        );
-        for l in &r.layers {
-            println!("  {:<16} {:>12}", l.op, thousands(l.instructions as usize));
+        for r in &results {
+            println!(
+                "{} on {}: {} instructions per inference (median of {}), {:.2} per MAC; stack {} B, arena {} B; runtime flash {} B (.text {} B); outputs equal to the host's {}/{}",
+                model_name,
+                r.target,
+                thousands(r.instructions_median as usize),
+                r.runs,
+                r.instructions_per_mac(),
+                r.stack_peak_bytes,
+                r.arena_bytes,
+                r.runtime_flash_bytes(),
+                r.text_bytes,
+                r.host_equal,
+                r.runs
+            );
+            for l in &r.layers {
+                println!("  {:<16} {:>12}", l.op, thousands(l.instructions as usize));
+            }
         }
         if let Some(out) = &out {
             println!("wrote {}", out.display());

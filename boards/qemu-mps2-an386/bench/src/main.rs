@@ -1,14 +1,19 @@
 //! Benchmark: runs the embedded model on the first 100 test digits and reports over
-//! semihosting each prediction, the instructions of every layer (SysTick × 40 under
+//! semihosting each prediction and the CRC-32 of each output vector, the instructions of every layer (SysTick × 40 under
 //! `-icount shift=0`), the median per inference and the peak stack. `fixnet bench --qemu`
 //! builds, runs and parses this; the line formats below are that parser's contract.
 //!
 //! The firmware is kept lean so that its flash size measures the runtime, not the harness:
 //! no `core::fmt` anywhere (lines are assembled by a small integer formatter and written as
-//! raw bytes over semihosting), and a panic handler of its own that prints nothing but
-//! `panic` and exits (the board library's handler formats the panic message). The board
-//! library is therefore not linked; the few lines of SysTick and stack painting it would
-//! provide are repeated here.
+//! raw bytes over semihosting), a panic handler of its own that prints nothing but `panic`
+//! and exits (the board library's handler formats the panic message), and fixnet built with
+//! only the model's ops (see Cargo.toml). The board library is therefore not used; the few
+//! lines of SysTick and stack painting it would provide are repeated here.
+//!
+//! It builds for `thumbv7em-none-eabihf` (the DSP kernels) and for `thumbv6m-none-eabi` (the
+//! portable kernels, Armv6-M instructions only), and both run on the same emulated
+//! Cortex-M4: Armv6-M is a subset of Armv7E-M, so the instructions counted are the ones a
+//! Cortex-M0+ would execute.
 #![no_std]
 #![no_main]
 
@@ -17,8 +22,12 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::SYST;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hio};
+use fixnet::format::crc32::crc32;
 use fixnet::{Error, Interpreter, Model};
-use fixnet_app::{ARENA_SIZE, MODEL};
+
+/// The model measured (see build.rs).
+static MODEL: &[u8] = fixnet::include_model!(concat!(env!("OUT_DIR"), "/model.fxn"));
+include!(concat!(env!("OUT_DIR"), "/arena_size.rs"));
 
 static DIGITS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/digits.bin"));
 static LABELS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/labels.bin"));
@@ -287,11 +296,14 @@ fn run() -> Result<(), Error> {
         totals[i] = elapsed(start, end);
         let (digit, _) = interp.top1();
         correct += usize::from(digit == usize::from(label));
+        // The host runs the same digits through its interpreter and compares these.
+        let output_crc = crc32(bytemuck::cast_slice(interp.output()));
         Line::new()
             .str("digit ")
             .num(i)
             .field("label", label.into())
             .field("predicted", digit)
+            .field("output_crc", output_crc as usize)
             .field("instructions", totals[i] as usize)
             .send();
     }
