@@ -116,6 +116,16 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         &mut self,
         mut after_op: impl FnMut(usize, &Op<'m>),
     ) -> Result<(), Error> {
+        self.invoke_each(&mut after_op)
+    }
+
+    /// The body of [`Interpreter::invoke_observed`], not generic so that the op dispatch is
+    /// compiled once, in this crate and with its optimization settings, rather than in each
+    /// caller's crate with the caller's (a size-optimized firmware would otherwise get the
+    /// kernels' glue size-optimized too, and LLVM then calls a 64-bit division routine
+    /// where a shift does).
+    #[inline(never)]
+    fn invoke_each(&mut self, after_op: &mut dyn FnMut(usize, &Op<'m>)) -> Result<(), Error> {
         let model = self.model;
         for index in 0..model.op_count() {
             let op = model.op(index)?;

@@ -331,6 +331,7 @@ fn same_quantization(a: &Tensor<'_>, b: &Tensor<'_>) -> Result<(), Error> {
     Ok(())
 }
 
+#[inline(never)]
 fn activation<'a>(g: &impl Graph<'a>, id: TensorId) -> Result<Tensor<'a>, Error> {
     let t = g.tensor(id)?;
     if t.is_constant() || t.dtype != DType::Int8 {
@@ -342,6 +343,7 @@ fn activation<'a>(g: &impl Graph<'a>, id: TensorId) -> Result<Tensor<'a>, Error>
     Ok(t)
 }
 
+#[inline(never)]
 fn activation_4d<'a>(g: &impl Graph<'a>, id: TensorId) -> Result<(Tensor<'a>, Shape), Error> {
     let t = activation(g, id)?;
     if t.dims.rank() != 4 {
@@ -351,6 +353,7 @@ fn activation_4d<'a>(g: &impl Graph<'a>, id: TensorId) -> Result<(Tensor<'a>, Sh
     Ok((t, shape))
 }
 
+#[inline(never)]
 fn constant<'a>(g: &impl Graph<'a>, id: TensorId, dtype: DType) -> Result<Tensor<'a>, Error> {
     let t = g.tensor(id)?;
     if !t.is_constant() {
