@@ -1,6 +1,6 @@
 //! Runs a validated model in one caller-provided arena.
 
-use crate::format::{ConvOp, Model, Op, Tensor, TensorId};
+use crate::format::{ConvOp, Model, Op, OpKind, Tensor, TensorId};
 use crate::kernels::fast::{self, FcRequant, PoolWindow};
 use crate::kernels::{self, FloatRequantize, Requantize};
 use crate::overlay::Overlay;
@@ -178,7 +178,10 @@ pub(crate) fn execute(
         Op::Reshape { .. } => Ok(()),
         // Computed by the convolution it is fused with.
         Op::MaxPool(p) if model.is_elided(p.input) => Ok(()),
-        Op::Conv2d(c) if cfg!(feature = "op-conv2d") => {
+        Op::Conv2d(c)
+            if cfg!(feature = "op-conv2d")
+                || (cfg!(feature = "op-conv2d-pool") && c.fused_pool.is_some()) =>
+        {
             conv2d_op(model, c, weights(c.filter)?, biases(c.bias)?, arena)
         }
         Op::DepthwiseConv2d(c) if cfg!(feature = "op-depthwise-conv2d") => {
@@ -360,6 +363,8 @@ pub(crate) fn conv2d_op(
                 out_shape,
             )
         }
+        // Refused at load in a build with only fused convolutions (`op-conv2d-pool`).
+        None if !cfg!(feature = "op-conv2d") => Err(Error::UnknownOp(OpKind::Conv2d as u8)),
         None => {
             let (input, output) = split_io(arena, &input_t, &conv_t)?;
             if supported {

@@ -2,7 +2,7 @@
 //! model using it with `Error::UnknownOp`, when it is written and when it is loaded, and runs
 //! every model whose ops it has. With the default features every op is built; CI also runs
 //! this file with the benchmark firmware's set (`--no-default-features --features
-//! op-conv2d,op-fully-connected,op-softmax`).
+//! op-conv2d-pool,op-fully-connected,op-softmax`).
 
 mod common;
 
@@ -49,8 +49,14 @@ fn the_seed_cnn_loads_and_runs_exactly_when_its_ops_are_built() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/seed_cnn.fxn");
     let bytes = Aligned::new(&std::fs::read(path).unwrap());
     let loaded = Model::from_bytes(bytes.bytes());
-    // Its pools are fused into the convolutions: they need no `op-max-pool`.
-    match first_missing(&[OpKind::Conv2d, OpKind::FullyConnected, OpKind::Softmax]) {
+    // Its convolutions are fused with their pools: they need only `op-conv2d-pool`, and the
+    // pools no `op-max-pool`.
+    let missing = if cfg!(feature = "op-conv2d-pool") {
+        first_missing(&[OpKind::FullyConnected, OpKind::Softmax])
+    } else {
+        Some(Error::UnknownOp(OpKind::Conv2d as u8))
+    };
+    match missing {
         Some(e) => assert_eq!(loaded.unwrap_err(), e),
         None => {
             let model = loaded.unwrap();
@@ -63,7 +69,8 @@ fn the_seed_cnn_loads_and_runs_exactly_when_its_ops_are_built() {
     }
 }
 
-/// A max pool that is not fused needs `op-max-pool`, in the writer's checks and the parser's.
+/// A convolution and a max pool that are not fused need `op-conv2d` and `op-max-pool`, in
+/// the writer's checks and the parser's.
 #[test]
 fn an_unfused_max_pool_needs_its_feature() {
     let data = SmallModelData::new();

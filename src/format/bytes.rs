@@ -8,18 +8,62 @@ pub(crate) fn slice(bytes: &[u8], offset: usize, len: usize) -> Result<&[u8], Er
     bytes.get(offset..end).ok_or(Error::OffsetOutOfRange)
 }
 
+/// A record of `N` bytes of a blob, bounds-checked once when it is taken; its fields, at
+/// offsets checked at compile time, are then read with no check and no error path (a
+/// model's tensor and op records are decoded whenever the interpreter looks at them).
+#[derive(Clone, Copy)]
+pub(crate) struct Record<'b, const N: usize>(&'b [u8; N]);
+
+impl<'b, const N: usize> Record<'b, N> {
+    /// The `N` bytes at `offset`, or [`Error::OffsetOutOfRange`].
+    pub(crate) fn at(bytes: &'b [u8], offset: usize) -> Result<Self, Error> {
+        slice(bytes, offset, N)?
+            .try_into()
+            .map(Record)
+            .map_err(|_| Error::OffsetOutOfRange)
+    }
+
+    #[inline(always)]
+    fn field<const AT: usize, const LEN: usize>(&self) -> [u8; LEN] {
+        const { assert!(AT + LEN <= N, "field past the end of the record") };
+        core::array::from_fn(|i| self.0[AT + i])
+    }
+
+    pub(crate) fn u8<const AT: usize>(&self) -> u8 {
+        u8::from_le_bytes(self.field::<AT, 1>())
+    }
+
+    pub(crate) fn i8<const AT: usize>(&self) -> i8 {
+        i8::from_le_bytes(self.field::<AT, 1>())
+    }
+
+    pub(crate) fn u16<const AT: usize>(&self) -> u16 {
+        u16::from_le_bytes(self.field::<AT, 2>())
+    }
+
+    pub(crate) fn u32<const AT: usize>(&self) -> u32 {
+        u32::from_le_bytes(self.field::<AT, 4>())
+    }
+
+    pub(crate) fn i32<const AT: usize>(&self) -> i32 {
+        i32::from_le_bytes(self.field::<AT, 4>())
+    }
+
+    pub(crate) fn f32<const AT: usize>(&self) -> f32 {
+        f32::from_le_bytes(self.field::<AT, 4>())
+    }
+
+    /// A `u32` field as a `usize` ([`Error::OffsetOutOfRange`] on 16-bit targets if it
+    /// does not fit).
+    pub(crate) fn usize<const AT: usize>(&self) -> Result<usize, Error> {
+        usize::try_from(self.u32::<AT>()).map_err(|_| Error::OffsetOutOfRange)
+    }
+}
+
 fn array<const N: usize>(bytes: &[u8], offset: usize) -> Result<[u8; N], Error> {
     let mut out = [0u8; N];
     out.copy_from_slice(slice(bytes, offset, N)?);
     Ok(out)
-}
-
-pub(crate) fn u8_at(bytes: &[u8], offset: usize) -> Result<u8, Error> {
-    bytes.get(offset).copied().ok_or(Error::OffsetOutOfRange)
-}
-
-pub(crate) fn i8_at(bytes: &[u8], offset: usize) -> Result<i8, Error> {
-    Ok(i8::from_le_bytes([u8_at(bytes, offset)?]))
 }
 
 pub(crate) fn u16_at(bytes: &[u8], offset: usize) -> Result<u16, Error> {
@@ -32,14 +76,6 @@ pub(crate) fn u32_at(bytes: &[u8], offset: usize) -> Result<u32, Error> {
 
 pub(crate) fn usize_at(bytes: &[u8], offset: usize) -> Result<usize, Error> {
     usize::try_from(u32_at(bytes, offset)?).map_err(|_| Error::OffsetOutOfRange)
-}
-
-pub(crate) fn i32_at(bytes: &[u8], offset: usize) -> Result<i32, Error> {
-    Ok(i32::from_le_bytes(array(bytes, offset)?))
-}
-
-pub(crate) fn f32_at(bytes: &[u8], offset: usize) -> Result<f32, Error> {
-    Ok(f32::from_le_bytes(array(bytes, offset)?))
 }
 
 /// Reinterprets 4-byte aligned little-endian bytes as `i32`/`f32` values without copying.

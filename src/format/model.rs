@@ -1,8 +1,8 @@
 //! Zero-copy, fully validated view of a model blob.
 
-use super::bytes::{u16_at, u32_at, usize_at};
+use super::bytes::{u16_at, u32_at, usize_at, Record};
 use super::crc32::crc32;
-use super::validate::{check_graph, check_plan, Graph};
+use super::validate::{check_graph, check_plan, Graph, Liveness};
 use super::{
     Op, Tensor, TensorId, ALIGN, CRC_LEN, HEADER_LEN, MAGIC, MAX_OPS, MAX_TENSORS, MIN_VERSION,
     OP_RECORD_LEN, TENSOR_RECORD_LEN, VERSION,
@@ -66,6 +66,7 @@ impl<'a> Model<'a> {
             return Err(Error::BadHeader);
         }
         let blob = bytes.get(..len).ok_or(Error::Truncated)?;
+        let header = Record::<HEADER_LEN>::at(blob, 0)?;
         let body = blob.get(..len - CRC_LEN).ok_or(Error::Truncated)?;
         let stored = u32_at(blob, len - CRC_LEN)?;
         let computed = crc32(body);
@@ -76,11 +77,11 @@ impl<'a> Model<'a> {
             return Err(Error::Misaligned);
         }
 
-        let arena_size = usize_at(blob, 12)?;
-        let tensor_count = usize::from(u16_at(blob, 16)?);
-        let op_count = usize::from(u16_at(blob, 18)?);
-        let input = u16_at(blob, 20)?;
-        let output = u16_at(blob, 22)?;
+        let arena_size = header.usize::<12>()?;
+        let tensor_count = usize::from(header.u16::<16>());
+        let op_count = usize::from(header.u16::<18>());
+        let input = header.u16::<20>();
+        let output = header.u16::<22>();
         if tensor_count > MAX_TENSORS || op_count > MAX_OPS {
             return Err(Error::CapacityExceeded);
         }
@@ -89,13 +90,13 @@ impl<'a> Model<'a> {
         let tensor_table = HEADER_LEN;
         let op_table = tensor_table + tensor_count * TENSOR_RECORD_LEN;
         let data_start = op_table + op_count * OP_RECORD_LEN;
-        let data_len = usize_at(blob, 36)?;
-        if usize_at(blob, 24)? != tensor_table
-            || usize_at(blob, 28)? != op_table
-            || usize_at(blob, 32)? != data_start
+        let data_len = header.usize::<36>()?;
+        if header.usize::<24>()? != tensor_table
+            || header.usize::<28>()? != op_table
+            || header.usize::<32>()? != data_start
             || data_start.checked_add(data_len) != Some(len - CRC_LEN)
-            || u32_at(blob, 40)? != 0
-            || u32_at(blob, 44)? != 0
+            || header.u32::<40>() != 0
+            || header.u32::<44>() != 0
         {
             return Err(Error::BadHeader);
         }
@@ -111,17 +112,16 @@ impl<'a> Model<'a> {
             crc: stored,
             elided: 0,
         };
-        let live = check_graph(&model)?;
+        let mut live = Liveness::new();
+        check_graph(&model, &mut live)?;
         // A version-2 blob must use a version-2 feature (the writer writes the lowest
         // version that can express a model), and a version-1 blob must not.
-        if (version >= 2) != (live.elided != 0) {
+        let elided = live.elided_bits();
+        if (version >= 2) != (elided != 0) {
             return Err(Error::UnsupportedVersion(version));
         }
         check_plan(&model, &live, arena_size)?;
-        Ok(Model {
-            elided: live.elided,
-            ..model
-        })
+        Ok(Model { elided, ..model })
     }
 
     /// Bytes of arena the interpreter needs.

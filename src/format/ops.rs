@@ -1,6 +1,6 @@
 //! Op records: what each layer computes and with which tensors and parameters.
 
-use super::bytes::{cast_words, i32_at, i8_at, u16_at, u32_at, u8_at, usize_at};
+use super::bytes::{cast_words, Record};
 use super::tensor::{section_slice, to_u32};
 use super::{TensorId, NO_TENSOR, OP_RECORD_LEN};
 use crate::kernels::SoftmaxParams;
@@ -43,7 +43,8 @@ impl OpKind {
     /// True when this build has the op's kernel: its `op-…` cargo feature is on (all are by
     /// default; Reshape needs no kernel). A model with an op this build lacks is refused at
     /// load with [`Error::UnknownOp`], except a MaxPool2D fused into the Conv2D before it,
-    /// which that convolution's kernel computes.
+    /// which that convolution's kernel computes, and a Conv2D fused with its max pool, which
+    /// `op-conv2d-pool` alone provides.
     pub const fn is_built(self) -> bool {
         match self {
             OpKind::Conv2d => cfg!(feature = "op-conv2d"),
@@ -274,25 +275,26 @@ impl<'a> Op<'a> {
         record: usize,
         data_section: core::ops::Range<usize>,
     ) -> Result<Self, Error> {
-        let kind = OpKind::from_code(u8_at(blob, record)?)?;
-        let padding = padding_of(u8_at(blob, record + 1)?)?;
-        let act_min = i8_at(blob, record + 2)?;
-        let act_max = i8_at(blob, record + 3)?;
-        let input = u16_at(blob, record + 4)?;
-        let output = u16_at(blob, record + 6)?;
-        let filter = u16_at(blob, record + 8)?;
-        let bias = u16_at(blob, record + 10)?;
-        let stride_h = u8_at(blob, record + 12)?;
-        let stride_w = u8_at(blob, record + 13)?;
-        let kernel_h = u8_at(blob, record + 14)?;
-        let kernel_w = u8_at(blob, record + 15)?;
-        let depth_multiplier = u16_at(blob, record + 16)?;
-        let flags = u16_at(blob, record + 18)?;
-        let requant_offset = usize_at(blob, record + 20)?;
-        let requant_count = usize_at(blob, record + 24)?;
-        let p0 = i32_at(blob, record + 28)?;
-        let p1 = i32_at(blob, record + 32)?;
-        let p2 = i32_at(blob, record + 36)?;
+        let r = Record::<OP_RECORD_LEN>::at(blob, record)?;
+        let kind = OpKind::from_code(r.u8::<0>())?;
+        let padding = padding_of(r.u8::<1>())?;
+        let act_min = r.i8::<2>();
+        let act_max = r.i8::<3>();
+        let input = r.u16::<4>();
+        let output = r.u16::<6>();
+        let filter = r.u16::<8>();
+        let bias = r.u16::<10>();
+        let stride_h = r.u8::<12>();
+        let stride_w = r.u8::<13>();
+        let kernel_h = r.u8::<14>();
+        let kernel_w = r.u8::<15>();
+        let depth_multiplier = r.u16::<16>();
+        let flags = r.u16::<18>();
+        let requant_offset = r.usize::<20>()?;
+        let requant_count = r.usize::<24>()?;
+        let p0 = r.i32::<28>();
+        let p1 = r.i32::<32>();
+        let p2 = r.i32::<36>();
         let has_double_scales = flags == FLAG_DOUBLE_SCALES && kind == OpKind::FullyConnected;
         let fused = flags == FLAG_FUSED_POOL && kind == OpKind::Conv2d;
         if flags != 0 && !has_double_scales && !fused {
@@ -302,16 +304,16 @@ impl<'a> Op<'a> {
             // Bytes 14, 15 and 40..48 describe the pool (format version 2).
             let pool = PoolOp {
                 input: output,
-                output: u16_at(blob, record + 46)?,
-                padding: padding_of(u8_at(blob, record + 42)?)?,
-                kernel_h: u8_at(blob, record + 14)?,
-                kernel_w: u8_at(blob, record + 15)?,
-                stride_h: u8_at(blob, record + 40)?,
-                stride_w: u8_at(blob, record + 41)?,
-                act_min: i8_at(blob, record + 44)?,
-                act_max: i8_at(blob, record + 45)?,
+                output: r.u16::<46>(),
+                padding: padding_of(r.u8::<42>())?,
+                kernel_h: r.u8::<14>(),
+                kernel_w: r.u8::<15>(),
+                stride_h: r.u8::<40>(),
+                stride_w: r.u8::<41>(),
+                act_min: r.i8::<44>(),
+                act_max: r.i8::<45>(),
             };
-            if u8_at(blob, record + 43)? != 0
+            if r.u8::<43>() != 0
                 || pool.kernel_h == 0
                 || pool.kernel_w == 0
                 || pool.stride_h == 0
@@ -322,7 +324,7 @@ impl<'a> Op<'a> {
             }
             Some(pool)
         } else {
-            if u32_at(blob, record + 40)? != 0 || u32_at(blob, record + 44)? != 0 {
+            if r.u32::<40>() != 0 || r.u32::<44>() != 0 {
                 return Err(Error::BadHeader);
             }
             None

@@ -1,6 +1,6 @@
 //! Tensor descriptors: data type, dimensions, quantization and where the data lives.
 
-use super::bytes::{cast_words, f32_at, i32_at, u16_at, u32_at, u8_at, usize_at};
+use super::bytes::{cast_words, Record};
 use super::{ALIGN, TENSOR_RECORD_LEN};
 use crate::{Error, Shape};
 
@@ -206,29 +206,29 @@ impl<'a> Tensor<'a> {
         record: usize,
         data_section: core::ops::Range<usize>,
     ) -> Result<Self, Error> {
-        let dtype = DType::from_code(u8_at(blob, record)?)?;
-        let storage = u8_at(blob, record + 1)?;
-        let rank = usize::from(u8_at(blob, record + 2)?);
-        let quantized_axis = u8_at(blob, record + 3)?;
+        let r = Record::<TENSOR_RECORD_LEN>::at(blob, record)?;
+        let dtype = DType::from_code(r.u8::<0>())?;
+        let storage = r.u8::<1>();
+        let rank = usize::from(r.u8::<2>());
+        let quantized_axis = r.u8::<3>();
         if rank == 0 || rank > 4 {
             return Err(Error::InconsistentShape);
         }
-        let mut sizes = [0usize; 4];
-        for (i, size) in sizes.iter_mut().enumerate() {
-            *size = usize::from(u16_at(blob, record + 4 + 2 * i)?);
+        let sizes = [r.u16::<4>(), r.u16::<6>(), r.u16::<8>(), r.u16::<10>()].map(usize::from);
+        for (i, size) in sizes.iter().enumerate() {
             // Unused dimensions must be zero so that every byte of the record means something.
             if (i < rank) != (*size != 0) {
                 return Err(Error::InconsistentShape);
             }
         }
         let dims = Dims::new(sizes.get(..rank).ok_or(Error::InconsistentShape)?)?;
-        let offset = usize_at(blob, record + 12)?;
-        let byte_len = usize_at(blob, record + 16)?;
-        let zero_point = i32_at(blob, record + 20)?;
-        let scale = f32_at(blob, record + 24)?;
-        let scales_offset = usize_at(blob, record + 28)?;
-        let scales_count = usize_at(blob, record + 32)?;
-        if u32_at(blob, record + 36)? != 0 {
+        let offset = r.usize::<12>()?;
+        let byte_len = r.usize::<16>()?;
+        let zero_point = r.i32::<20>();
+        let scale = r.f32::<24>();
+        let scales_offset = r.usize::<28>()?;
+        let scales_count = r.usize::<32>()?;
+        if r.u32::<36>() != 0 {
             return Err(Error::BadHeader);
         }
         if byte_len != dims.num_elements().saturating_mul(dtype.size()) {

@@ -21,8 +21,10 @@ pub(crate) struct Liveness {
     pub lifetimes: [Lifetime; MAX_TENSORS],
     pub root: [TensorId; MAX_TENSORS],
     pub is_activation: [bool; MAX_TENSORS],
-    /// Bit `t`: activation `t` is a fused convolution's output, never stored.
-    pub elided: u64,
+    /// Activation `t` is a fused convolution's output, never stored. (Flags rather than a
+    /// `u64` of bits: the struct then needs no 8-byte alignment, for which a size-optimized
+    /// build links another memory-clearing routine.)
+    pub elided: [bool; MAX_TENSORS],
 }
 
 impl Liveness {
@@ -35,12 +37,33 @@ impl Liveness {
 
     /// True for the output of a convolution fused with its max pool.
     pub fn is_elided(&self, t: usize) -> bool {
-        t < MAX_TENSORS && self.elided & (1u64 << t) != 0
+        self.elided.get(t).copied().unwrap_or(false)
+    }
+
+    /// Bit `t` set for each elided activation `t` (the model keeps them so).
+    pub fn elided_bits(&self) -> u64 {
+        self.elided
+            .iter()
+            .rev()
+            .fold(0, |bits, &e| (bits << 1) | u64::from(e))
     }
 }
 
-/// Checks roles, shapes and op order; returns the liveness the plan must respect.
-pub(crate) fn check_graph<'a>(g: &impl Graph<'a>) -> Result<Liveness, Error> {
+impl Liveness {
+    /// Nothing known yet: for [`check_graph`] to fill in.
+    pub fn new() -> Self {
+        Liveness {
+            lifetimes: [Lifetime::default(); MAX_TENSORS],
+            root: [0; MAX_TENSORS],
+            is_activation: [false; MAX_TENSORS],
+            elided: [false; MAX_TENSORS],
+        }
+    }
+}
+
+/// Checks roles, shapes and op order; fills in `live`, the liveness the plan must respect
+/// (in place: it is a few hundred bytes, which a returned value would be copied through).
+pub(crate) fn check_graph<'a>(g: &impl Graph<'a>, live: &mut Liveness) -> Result<(), Error> {
     let n_tensors = g.tensor_count();
     let n_ops = g.op_count();
     if n_tensors > MAX_TENSORS || n_ops > super::MAX_OPS {
@@ -49,12 +72,7 @@ pub(crate) fn check_graph<'a>(g: &impl Graph<'a>) -> Result<Liveness, Error> {
     if n_ops == 0 {
         return Err(Error::BadHeader);
     }
-    let mut live = Liveness {
-        lifetimes: [Lifetime::default(); MAX_TENSORS],
-        root: [0; MAX_TENSORS],
-        is_activation: [false; MAX_TENSORS],
-        elided: 0,
-    };
+    *live = Liveness::new();
     for t in 0..n_tensors {
         let id = TensorId::try_from(t).map_err(|_| Error::CapacityExceeded)?;
         let tensor = g.tensor(id)?;
@@ -80,7 +98,7 @@ pub(crate) fn check_graph<'a>(g: &impl Graph<'a>) -> Result<Liveness, Error> {
         }
         if let Some(pool) = op.fused_pool() {
             check_fusion(g, i, &op, &pool)?;
-            live.elided |= bit(op.output())?;
+            set(&mut live.elided, usize::from(op.output()), true)?;
         }
         let (src, dst) = (op.input(), op.output());
         if produced & bit(src)? == 0 || produced & bit(dst)? != 0 {
@@ -126,7 +144,7 @@ pub(crate) fn check_graph<'a>(g: &impl Graph<'a>) -> Result<Liveness, Error> {
             return Err(Error::BadOpOrder);
         }
     }
-    Ok(live)
+    Ok(())
 }
 
 /// Checks that the stored plan keeps simultaneously live buffers apart and inside the arena.
@@ -188,7 +206,11 @@ pub(crate) fn check_plan<'a>(
 fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
     match op {
         Op::Conv2d(c) | Op::DepthwiseConv2d(c) => {
-            op.kind().require_built()?;
+            if c.fused_pool.is_some() && cfg!(feature = "op-conv2d-pool") {
+                // Fused with its max pool: the optimized kernel alone runs it.
+            } else {
+                op.kind().require_built()?;
+            }
             let (_, input) = activation_4d(g, c.input)?;
             let (_, output) = activation_4d(g, c.output)?;
             let filter = constant(g, c.filter, DType::Int8)?;

@@ -5,7 +5,7 @@
 
 use super::bytes::put;
 use super::crc32::crc32;
-use super::validate::{check_graph, check_plan, Graph};
+use super::validate::{check_graph, check_plan, Graph, Liveness};
 use super::{
     Model, Op, Tensor, TensorId, ALIGN, CRC_LEN, HEADER_LEN, MAGIC, MAX_OPS, MAX_TENSORS,
     OP_RECORD_LEN, TENSOR_RECORD_LEN, VERSION,
@@ -115,7 +115,8 @@ impl<'a> ModelBuilder<'a> {
     /// Checks the graph and plans the arena: returns the tensors with their arena offsets
     /// and the arena size.
     pub fn plan(&self) -> Result<(heapless::Vec<Tensor<'a>, MAX_TENSORS>, usize), Error> {
-        let live = check_graph(self)?;
+        let mut live = Liveness::new();
+        check_graph(self, &mut live)?;
         let n = self.tensors.len();
         let mut sizes = [0usize; MAX_TENSORS];
         let mut owns = [false; MAX_TENSORS];

@@ -176,13 +176,15 @@ pub fn run_bench(model: Option<&Path>, target: &str) -> Result<BenchResult> {
 }
 
 /// The `fixnet` cargo features of the ops `model` runs: what the firmware is built with, as
-/// TFLite Micro's MicroMutableOpResolver lists the ops of its model. A max pool fused into
-/// the convolution before it is that convolution's work and needs no feature of its own.
+/// TFLite Micro's MicroMutableOpResolver lists the ops of its model. A convolution fused
+/// with its max pool needs only the fused kernel (`op-conv2d-pool`), and the pool no
+/// feature of its own.
 pub fn op_features(model: &Model<'_>) -> Result<Vec<&'static str>> {
     let mut features = Vec::new();
     for op in model.ops() {
         let op = op.map_err(|e| anyhow!("{e}"))?;
         let feature = match op.kind() {
+            OpKind::Conv2d if op.fused_pool().is_some() => "op-conv2d-pool",
             OpKind::Conv2d => "op-conv2d",
             OpKind::DepthwiseConv2d => "op-depthwise-conv2d",
             OpKind::MaxPool if model.is_elided(op.input()) => continue,
