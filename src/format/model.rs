@@ -132,7 +132,13 @@ impl<'a> Model<'a> {
     /// True when activation `id` is the output of a convolution fused with the max pool
     /// that reads it: it is never computed as a whole and has no bytes in the arena.
     pub fn is_elided(&self, id: TensorId) -> bool {
-        u32::from(id) < 64 && self.elided & (1u64 << id) != 0
+        // Two 32-bit halves: a variable 64-bit shift is a library call on 32-bit cores.
+        let half = match id {
+            0..32 => self.elided as u32,
+            32..64 => (self.elided >> 32) as u32,
+            _ => return false,
+        };
+        half >> (id % 32) & 1 != 0
     }
 
     /// The format version the model needs (and is stored with): 2 when it fuses ops, else 1.
