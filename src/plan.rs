@@ -71,32 +71,32 @@ pub fn plan(
 
 /// Indices of the `active` buffers, largest first and in index order among equals.
 ///
-/// An insertion sort over at most [`MAX_TENSORS`] entries: unlike `slice::sort`, it has no
-/// panic path for the no-panic proof to trip over (`.ci/no-panic`, level `write`).
+/// Picks the largest remaining buffer over and over (at most [`MAX_TENSORS`] of them):
+/// unlike `slice::sort`, which may panic on an inconsistent order, this has no panic path
+/// for the no-panic proof to trip over (`.ci/no-panic`, level `write`).
 fn largest_first(
     sizes: &[usize],
     active: &[bool],
 ) -> Result<heapless::Vec<usize, MAX_TENSORS>, Error> {
     let mut order: heapless::Vec<usize, MAX_TENSORS> = heapless::Vec::new();
-    for (i, (&size, _)) in sizes
-        .iter()
-        .zip(active)
-        .enumerate()
-        .filter(|(_, (_, &a))| a)
-    {
-        // Everything already in `order` has a lower index: i goes after those at least as
-        // large.
-        let at = order
-            .iter()
-            .position(|&j| sizes.get(j).is_some_and(|&other| other < size))
-            .unwrap_or(order.len());
+    let mut taken = [false; MAX_TENSORS];
+    loop {
+        let mut largest: Option<(usize, usize)> = None;
+        for (i, ((&size, &is_active), &is_taken)) in
+            sizes.iter().zip(active).zip(taken.iter()).enumerate()
+        {
+            if is_active && !is_taken && largest.is_none_or(|(_, best)| size > best) {
+                largest = Some((i, size));
+            }
+        }
+        let Some((i, _)) = largest else {
+            return Ok(order);
+        };
         order.push(i).map_err(|_| Error::CapacityExceeded)?;
-        if let Some(tail) = order.get_mut(at..) {
-            let one = tail.len().min(1);
-            tail.rotate_right(one);
+        if let Some(t) = taken.get_mut(i) {
+            *t = true;
         }
     }
-    Ok(order)
 }
 
 /// Activation buffers start on word boundaries so that kernels may load four int8 values at

@@ -120,21 +120,29 @@ impl<'a> ModelBuilder<'a> {
         let n = self.tensors.len();
         let mut sizes = [0usize; MAX_TENSORS];
         let mut owns = [false; MAX_TENSORS];
-        for (t, tensor) in self.tensors.iter().enumerate() {
-            sizes[t] = tensor.byte_len();
-            owns[t] = live.owns_buffer(t);
+        for (t, (tensor, (size, owned))) in self
+            .tensors
+            .iter()
+            .zip(sizes.iter_mut().zip(owns.iter_mut()))
+            .enumerate()
+        {
+            *size = tensor.byte_len();
+            *owned = live.owns_buffer(t);
         }
         let mut offsets = [0usize; MAX_TENSORS];
         let arena = plan(
-            &sizes[..n],
-            &live.lifetimes[..n],
-            &owns[..n],
-            &mut offsets[..n],
+            sizes.get(..n).ok_or(Error::CapacityExceeded)?,
+            live.lifetimes.get(..n).ok_or(Error::CapacityExceeded)?,
+            owns.get(..n).ok_or(Error::CapacityExceeded)?,
+            offsets.get_mut(..n).ok_or(Error::CapacityExceeded)?,
         )?;
         let mut planned = self.tensors.clone();
-        for (t, tensor) in planned.iter_mut().enumerate() {
-            if live.is_activation[t] {
-                tensor.arena_offset = offsets[usize::from(live.root[t])];
+        for (tensor, (&is_activation, &root)) in planned
+            .iter_mut()
+            .zip(live.is_activation.iter().zip(live.root.iter()))
+        {
+            if is_activation {
+                tensor.arena_offset = *offsets.get(usize::from(root)).ok_or(Error::BadPlan)?;
             }
         }
         let view = Planned {
@@ -165,18 +173,22 @@ impl<'a> ModelBuilder<'a> {
                 .ok_or(Error::CapacityExceeded)?;
             Ok(start)
         };
-        for (t, tensor) in self.tensors.iter().enumerate() {
+        let slots = layout
+            .tensor_scales
+            .iter_mut()
+            .zip(layout.tensor_data.iter_mut());
+        for (tensor, (scales_at, data_at)) in self.tensors.iter().zip(slots) {
             if !tensor.channel_scales.is_empty() {
-                layout.tensor_scales[t] = reserve(tensor.channel_scales.len() * 4)?;
+                *scales_at = reserve(tensor.channel_scales.len() * 4)?;
             }
             if let Some(data) = tensor.data {
                 if data.len() != tensor.byte_len() {
                     return Err(Error::ShapeMismatch);
                 }
-                layout.tensor_data[t] = reserve(data.len())?;
+                *data_at = reserve(data.len())?;
             }
         }
-        for (i, op) in self.ops.iter().enumerate() {
+        for (op, requant_at) in self.ops.iter().zip(layout.op_requant.iter_mut()) {
             if let Some((m, s)) = op.requantization() {
                 if m.len() != s.len() {
                     return Err(Error::BadQuantization);
@@ -185,7 +197,7 @@ impl<'a> ModelBuilder<'a> {
                 if !doubles.is_empty() && doubles.len() != m.len() {
                     return Err(Error::BadQuantization);
                 }
-                layout.op_requant[i] = reserve(m.len() * 8 + doubles.len() * 8)?;
+                *requant_at = reserve(m.len() * 8 + doubles.len() * 8)?;
             }
         }
         layout.len = at.checked_add(CRC_LEN).ok_or(Error::CapacityExceeded)?;
@@ -234,18 +246,18 @@ impl<'a> ModelBuilder<'a> {
             &u32_of(len - CRC_LEN - layout.data_start)?.to_le_bytes(),
         )?;
 
-        for (t, tensor) in tensors.iter().enumerate() {
-            let record = tensor.encode(layout.tensor_data[t], layout.tensor_scales[t])?;
+        let slots = layout.tensor_data.iter().zip(layout.tensor_scales.iter());
+        for (t, (tensor, (&data_at, &scales_at))) in tensors.iter().zip(slots).enumerate() {
+            let record = tensor.encode(data_at, scales_at)?;
             put(out, HEADER_LEN + t * TENSOR_RECORD_LEN, &record)?;
             for (k, s) in tensor.channel_scales.iter().enumerate() {
-                put(out, layout.tensor_scales[t] + 4 * k, &s.to_le_bytes())?;
+                put(out, scales_at + 4 * k, &s.to_le_bytes())?;
             }
             if let Some(data) = tensor.data {
-                put(out, layout.tensor_data[t], data)?;
+                put(out, data_at, data)?;
             }
         }
-        for (i, op) in self.ops.iter().enumerate() {
-            let at = layout.op_requant[i];
+        for (i, (op, &at)) in self.ops.iter().zip(layout.op_requant.iter()).enumerate() {
             put(out, op_table + i * OP_RECORD_LEN, &op.encode(at)?)?;
             if let Some((m, s)) = op.requantization() {
                 for (k, v) in m.iter().chain(s.iter()).enumerate() {
