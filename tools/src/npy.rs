@@ -115,7 +115,10 @@ mod tests {
     fn structured_and_nested_headers_are_refused_before_parsing() {
         // What numpy.save writes for np.array([1, 2], dtype=np.int8).
         let numpy = "{'descr': '|i1', 'fortran_order': False, 'shape': (2,), }";
-        assert_eq!(decode_i8(&with_header(numpy)).unwrap(), (vec![2], vec![1, 2]));
+        assert_eq!(
+            decode_i8(&with_header(numpy)).unwrap(),
+            (vec![2], vec![1, 2])
+        );
         for bad in [
             numpy.replacen("'|i1'", "[('a', '|i1')]", 1),
             numpy.replacen("(2,)", "((2,),)", 1),
