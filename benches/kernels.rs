@@ -81,22 +81,14 @@ fn pool_window(p: &PoolOp, input: Shape) -> (Window, Shape) {
 
 /// A convolution of the model with its fused max pool; returns the pool's output (the next
 /// layer's input).
-fn conv(
-    c: &mut Criterion,
-    name: &str,
-    model: &Model<'_>,
-    op: &ConvOp<'_>,
-    input: &[i8],
-) -> Vec<i8> {
-    let (in_t, out_t) = (
-        model.tensor(op.input).unwrap(),
-        model.tensor(op.output).unwrap(),
-    );
-    let filter_t = model.tensor(op.filter).unwrap();
-    let filter = filter_t.data_i8().unwrap();
-    let bias = model.tensor(op.bias).unwrap().data_i32().unwrap();
-    let (in_shape, conv_shape) = (shape(&in_t), shape(&out_t));
-    let (kh, kw) = (filter_t.dims.get(1), filter_t.dims.get(2));
+/// The window and the Q31 requantization of a (depthwise) convolution layer.
+fn conv_window_and_requant<'m>(
+    op: &ConvOp<'m>,
+    in_shape: Shape,
+    (kh, kw): (usize, usize),
+    in_t: &Tensor<'_>,
+    out_t: &Tensor<'_>,
+) -> (Window, Requantize<'m>) {
     let (window, _, _) = Window::new(
         op.padding,
         in_shape,
@@ -114,6 +106,26 @@ fn conv(
         act_min: op.act_min,
         act_max: op.act_max,
     };
+    (window, q)
+}
+
+fn conv(
+    c: &mut Criterion,
+    name: &str,
+    model: &Model<'_>,
+    op: &ConvOp<'_>,
+    input: &[i8],
+) -> Vec<i8> {
+    let (in_t, out_t) = (
+        model.tensor(op.input).unwrap(),
+        model.tensor(op.output).unwrap(),
+    );
+    let filter_t = model.tensor(op.filter).unwrap();
+    let filter = filter_t.data_i8().unwrap();
+    let bias = model.tensor(op.bias).unwrap().data_i32().unwrap();
+    let (in_shape, conv_shape) = (shape(&in_t), shape(&out_t));
+    let (kh, kw) = (filter_t.dims.get(1), filter_t.dims.get(2));
+    let (window, q) = conv_window_and_requant(op, in_shape, (kh, kw), &in_t, &out_t);
     let macs = conv_shape.len() * kh * kw * in_shape.channels;
 
     let mut reference = vec![0i8; conv_shape.len()];
@@ -380,23 +392,7 @@ fn depthwise(c: &mut Criterion, name: &str, model: &Model<'_>, op: &ConvOp<'_>, 
             filter[tap * oc + o] = conv_filter[(o * kh * kw + tap) * ic + o / multiplier];
         }
     }
-    let (window, _, _) = Window::new(
-        op.padding,
-        in_shape,
-        kh,
-        kw,
-        usize::from(op.stride_h),
-        usize::from(op.stride_w),
-    )
-    .unwrap();
-    let q = Requantize {
-        input_offset: -in_t.zero_point,
-        output_offset: out_t.zero_point,
-        multipliers: op.multipliers,
-        shifts: op.shifts,
-        act_min: op.act_min,
-        act_max: op.act_max,
-    };
+    let (window, q) = conv_window_and_requant(op, in_shape, (kh, kw), &in_t, &out_t);
     let x = dequantize(input, &in_t);
     let fw = dequantize_weights(&filter, filter_t.channel_scales, true);
     let fb = dequantize_bias(bias, in_t.scale, filter_t.channel_scales);
