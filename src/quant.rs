@@ -25,18 +25,7 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     let ab = i64::from(a) * i64::from(b);
     let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
     // |ab + nudge| < 2^62, and the quotient fits i32 now that MIN·MIN is excluded.
-    div_pow2_toward_zero(ab + nudge, 31) as i32
-}
-
-/// `x / 2^k` truncated toward zero (C's and Rust's `/`), for `k < 63`, with shifts only.
-///
-/// Size-optimized Arm code keeps a 64-bit `/` by a constant as a call into the division
-/// routine (LLVM deems division cheap under `minsize`); the shifts cost three instructions.
-#[inline]
-pub fn div_pow2_toward_zero(x: i64, k: u32) -> i64 {
-    // A negative x is first moved up by 2^k − 1 so that the flooring shift truncates.
-    let bias = (x >> 63) & ((1i64 << k) - 1);
-    (x + bias) >> k
+    ((ab + nudge) / (1i64 << 31)) as i32
 }
 
 /// gemmlowp's `RoundingDivideByPOT`: `x / 2^exponent`, rounded to nearest with ties away from

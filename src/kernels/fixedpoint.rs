@@ -52,7 +52,7 @@ pub fn rounding_half_sum(a: i32, b: i32) -> i32 {
     let sum = i64::from(a) + i64::from(b);
     let sign = if sum >= 0 { 1 } else { -1 };
     // The quotient lies between a and b (truncation toward zero), so it fits.
-    crate::quant::div_pow2_toward_zero(sum + sign, 1) as i32
+    ((sum + sign) / 2) as i32
 }
 
 /// gemmlowp's `exp_on_interval_between_negative_one_quarter_and_0_excl`: `exp(a)` for `a` in
