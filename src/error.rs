@@ -24,7 +24,8 @@ pub enum Error {
     BadHeader,
     /// An offset or length points outside the blob or its section.
     OffsetOutOfRange,
-    /// An op code this build does not know.
+    /// An op code this build does not know, or an op it was built without (the core's
+    /// `op-…` cargo features).
     UnknownOp(u8),
     /// A tensor data type this build does not know, or the wrong one for its use.
     BadDataType,
