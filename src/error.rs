@@ -75,7 +75,7 @@ impl core::fmt::Display for Error {
             Error::Misaligned => f.write_str("model data is not 4-byte aligned"),
             Error::BadHeader => f.write_str("model header is inconsistent"),
             Error::OffsetOutOfRange => f.write_str("an offset in the model points outside it"),
-            Error::UnknownOp(code) => write!(f, "unknown op code {code}"),
+            Error::UnknownOp(code) => write!(f, "op code {code} is unknown or not built in"),
             Error::BadDataType => f.write_str("unsupported or wrong tensor data type"),
             Error::BadTensorIndex(i) => write!(f, "bad tensor index {i}"),
             Error::InconsistentShape => f.write_str("inconsistent tensor shapes"),
