@@ -128,31 +128,17 @@ fn conv(
     let (window, q) = conv_window_and_requant(op, in_shape, (kh, kw), &in_t, &out_t);
     let macs = conv_shape.len() * kh * kw * in_shape.channels;
 
+    // Each kernel call once: checked here, timed below.
+    let reference_conv = |x: &[i8], out: &mut [i8]| {
+        kernels::conv2d(x, in_shape, filter, bias, &window, &q, out, conv_shape)
+    };
+    let fast_conv = |x: &[i8], pool: Option<&PoolWindow>, out: &mut [i8], out_shape| {
+        fast::conv2d_pool(x, in_shape, filter, bias, &window, &q, pool, out, out_shape)
+    };
     let mut reference = vec![0i8; conv_shape.len()];
-    kernels::conv2d(
-        input,
-        in_shape,
-        filter,
-        bias,
-        &window,
-        &q,
-        &mut reference,
-        conv_shape,
-    )
-    .unwrap();
+    reference_conv(input, &mut reference).unwrap();
     let mut optimized = vec![0i8; conv_shape.len()];
-    fast::conv2d_pool(
-        input,
-        in_shape,
-        filter,
-        bias,
-        &window,
-        &q,
-        None,
-        &mut optimized,
-        conv_shape,
-    )
-    .unwrap();
+    fast_conv(input, None, &mut optimized, conv_shape).unwrap();
     assert_eq!(
         optimized, reference,
         "{name}: fast kernel differs from the reference"
@@ -177,33 +163,10 @@ fn conv(
     g.throughput(Throughput::Elements(macs as u64));
     let mut out = vec![0i8; conv_shape.len()];
     g.bench_function("int8 reference", |b| {
-        b.iter(|| {
-            kernels::conv2d(
-                black_box(input),
-                in_shape,
-                filter,
-                bias,
-                &window,
-                &q,
-                &mut out,
-                conv_shape,
-            )
-        })
+        b.iter(|| reference_conv(black_box(input), &mut out))
     });
     g.bench_function("int8 fast", |b| {
-        b.iter(|| {
-            fast::conv2d_pool(
-                black_box(input),
-                in_shape,
-                filter,
-                bias,
-                &window,
-                &q,
-                None,
-                &mut out,
-                conv_shape,
-            )
-        })
+        b.iter(|| fast_conv(black_box(input), None, &mut out, conv_shape))
     });
     g.bench_function("float32 reference", |b| {
         b.iter(|| {
@@ -243,18 +206,7 @@ fn conv(
     )
     .unwrap();
     let mut fused = vec![0i8; pooled_shape.len()];
-    fast::conv2d_pool(
-        input,
-        in_shape,
-        filter,
-        bias,
-        &window,
-        &q,
-        Some(&pool),
-        &mut fused,
-        pooled_shape,
-    )
-    .unwrap();
+    fast_conv(input, Some(&pool), &mut fused, pooled_shape).unwrap();
     assert_eq!(
         fused, pooled,
         "{name}: fused kernel differs from conv + max pool"
@@ -263,16 +215,7 @@ fn conv(
     let mut pout = vec![0i8; pooled_shape.len()];
     g.bench_function("int8 reference + max_pool", |b| {
         b.iter(|| {
-            kernels::conv2d(
-                black_box(input),
-                in_shape,
-                filter,
-                bias,
-                &window,
-                &q,
-                &mut out,
-                conv_shape,
-            )?;
+            reference_conv(black_box(input), &mut out)?;
             kernels::max_pool(
                 &out,
                 conv_shape,
@@ -286,19 +229,7 @@ fn conv(
     });
     // What the interpreter runs for this layer.
     g.bench_function("int8 fast fused max_pool", |b| {
-        b.iter(|| {
-            fast::conv2d_pool(
-                black_box(input),
-                in_shape,
-                filter,
-                bias,
-                &window,
-                &q,
-                Some(&pool),
-                &mut pout,
-                pooled_shape,
-            )
-        })
+        b.iter(|| fast_conv(black_box(input), Some(&pool), &mut pout, pooled_shape))
     });
     g.finish();
 
