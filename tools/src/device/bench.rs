@@ -4,7 +4,7 @@
 //! interpreter, and reports instructions (median of 100 inferences, per layer, per MAC), ELF
 //! section sizes, model, arena and peak stack bytes.
 
-use super::qemu::{board_dir, check_qemu, QEMU_ARGS};
+use super::qemu::{board_cargo, board_dir, check_qemu, QEMU_ARGS};
 use crate::fxn::ModelBytes;
 use crate::inspect::{inspect, thousands};
 use anyhow::{anyhow, bail, ensure, Context, Result};
@@ -206,38 +206,22 @@ pub fn op_features(model: &Model<'_>) -> Result<Vec<&'static str>> {
 fn build_bench(target: &str, model: Option<&Path>, features: &[&str]) -> Result<PathBuf> {
     let dir = board_dir();
     let features: Vec<String> = features.iter().map(|f| format!("fixnet/{f}")).collect();
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(&dir)
-        .args([
+    let features_arg = format!("--features={}", features.join(","));
+    let status = board_cargo(
+        &[
             "build",
             "--release",
             "-p",
             BENCH_PACKAGE,
             "--target",
             target,
-        ])
-        .arg("--no-default-features")
-        .arg(format!("--features={}", features.join(",")))
-        // The board's own .cargo/config.toml chooses the linker script; settings of an
-        // enclosing cargo (when run from `cargo test`) must not leak in.
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .stdout(Stdio::null());
-    match model {
-        Some(m) => {
-            let m = std::fs::canonicalize(m)
-                .with_context(|| format!("cannot find model {}", m.display()))?;
-            cmd.env("FIXNET_MODEL", m);
-        }
-        None => {
-            cmd.env_remove("FIXNET_MODEL");
-        }
-    }
-    let status = cmd
-        .status()
-        .context("cannot run cargo to build the benchmark firmware")?;
+            "--no-default-features",
+            &features_arg,
+        ],
+        model,
+    )?
+    .status()
+    .context("cannot run cargo to build the benchmark firmware")?;
     ensure!(
         status.success(),
         "building the benchmark firmware for {target} failed ({status}); is the target \

@@ -48,16 +48,13 @@ pub fn check_qemu() -> Result<()> {
     }
 }
 
-/// `cargo build --release --bin BIN` in the board crate, with `model` embedded (default:
-/// the shipped seed CNN). Returns the ELF.
-pub fn build_firmware(bin: &str, model: Option<&Path>) -> Result<PathBuf> {
-    let dir = board_dir();
-    ensure_target()?;
+/// `cargo ARGS` in the board's workspace with `model` embedded (default: the shipped seed
+/// CNN). The board's own .cargo/config.toml chooses its target and linker script; settings
+/// of an enclosing cargo (when run from `cargo test`) must not leak in.
+pub fn board_cargo(args: &[&str], model: Option<&Path>) -> Result<Command> {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(&dir)
-        .args(["build", "--release", "--bin", bin])
-        // The board's own .cargo/config.toml chooses its target and linker script; settings
-        // of an enclosing cargo (when run from `cargo test`) must not leak in.
+    cmd.current_dir(board_dir())
+        .args(args)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("RUSTFLAGS")
@@ -73,7 +70,15 @@ pub fn build_firmware(bin: &str, model: Option<&Path>) -> Result<PathBuf> {
             cmd.env_remove("FIXNET_MODEL");
         }
     }
-    let status = cmd
+    Ok(cmd)
+}
+
+/// `cargo build --release --bin BIN` in the board crate, with `model` embedded (default:
+/// the shipped seed CNN). Returns the ELF.
+pub fn build_firmware(bin: &str, model: Option<&Path>) -> Result<PathBuf> {
+    let dir = board_dir();
+    ensure_target()?;
+    let status = board_cargo(&["build", "--release", "--bin", bin], model)?
         .status()
         .context("cannot run cargo to build the firmware")?;
     ensure!(status.success(), "building the firmware failed ({status})");
