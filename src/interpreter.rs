@@ -1,6 +1,7 @@
 //! Runs a validated model in one caller-provided arena.
 
-use crate::format::{ConvOp, Model, Op, OpKind, Tensor, TensorId};
+use crate::format::{AddOp, ConvOp, Model, Op, OpKind, Tensor, TensorId};
+use crate::kernels::add::AddParams;
 use crate::kernels::fast::{self, FcRequant, PoolWindow};
 use crate::kernels::{self, FloatRequantize, Requantize};
 use crate::overlay::Overlay;
@@ -237,11 +238,99 @@ pub(crate) fn execute(
                 fast::fully_connected(input, filter, bias, FcRequant::Float(&q), output)
             }
         }
+        Op::Add(a) if cfg!(feature = "op-add") => add_op(model, a, arena),
         Op::Softmax(s) if cfg!(feature = "op-softmax") => {
             let (input, output) = split_io(arena, &input_t, &output_t)?;
             kernels::softmax(input, input_t.dims.last(), &s.params, output)
         }
         _ => Err(Error::UnknownOp(op.kind() as u8)),
+    }
+}
+
+/// Runs an Add op: both inputs and the output are read from and written to the arena at once.
+fn add_op(model: &Model<'_>, a: &AddOp, arena: &mut [u8]) -> Result<(), Error> {
+    let (t1, t2, out_t) = (
+        model.tensor(a.input1)?,
+        model.tensor(a.input2)?,
+        model.tensor(a.output)?,
+    );
+    let params = AddParams {
+        input1_offset: -t1.zero_point,
+        input2_offset: -t2.zero_point,
+        output_offset: out_t.zero_point,
+        left_shift: i32::from(a.left_shift),
+        input1_multiplier: a.input1_multiplier,
+        input1_shift: i32::from(a.input1_shift),
+        input2_multiplier: a.input2_multiplier,
+        input2_shift: i32::from(a.input2_shift),
+        output_multiplier: a.output_multiplier,
+        output_shift: i32::from(a.output_shift),
+        act_min: a.act_min,
+        act_max: a.act_max,
+    };
+    let io = OpArena::split(arena, &out_t)?;
+    let (x, y) = (io.input(&t1)?, io.input(&t2)?);
+    kernels::add::broadcast_add(
+        x,
+        &dims4(&t1)?,
+        y,
+        &dims4(&t2)?,
+        &params,
+        io.output,
+        &dims4(&out_t)?,
+    )
+}
+
+/// A tensor's dimensions extended to 4-D with leading ones (TFLite's `ExtendedShape`).
+fn dims4(t: &Tensor<'_>) -> Result<kernels::broadcast::Dims4, Error> {
+    let mut dims = [1usize; 4];
+    let given = t.dims.as_slice();
+    let lead = dims
+        .len()
+        .checked_sub(given.len())
+        .ok_or(Error::InconsistentShape)?;
+    for (d, &g) in dims.iter_mut().skip(lead).zip(given) {
+        *d = usize::from(g);
+    }
+    Ok(dims)
+}
+
+/// An op's output bytes, borrowed mutably, beside the rest of the arena, from which any of
+/// its inputs is borrowed (the plan, checked at load, keeps them apart).
+struct OpArena<'x> {
+    below: &'x [u8],
+    output: &'x mut [i8],
+    above: &'x [u8],
+    above_start: usize,
+}
+
+impl<'x> OpArena<'x> {
+    fn split(arena: &'x mut [u8], output: &Tensor<'_>) -> Result<Self, Error> {
+        let o = arena_range(output)?;
+        if o.end > arena.len() {
+            return Err(Error::BadPlan);
+        }
+        let (below, rest) = arena.split_at_mut(o.start);
+        let (out, above) = rest.split_at_mut(o.end - o.start);
+        Ok(OpArena {
+            below,
+            output: bytemuck::cast_slice_mut(out),
+            above,
+            above_start: o.end,
+        })
+    }
+
+    fn input(&self, t: &Tensor<'_>) -> Result<&'x [i8], Error> {
+        let r = arena_range(t)?;
+        let bytes = if r.end <= self.below.len() {
+            self.below.get(r)
+        } else if r.start >= self.above_start {
+            self.above
+                .get(r.start - self.above_start..r.end - self.above_start)
+        } else {
+            None
+        };
+        bytes.map(bytemuck::cast_slice).ok_or(Error::BadPlan)
     }
 }
 

@@ -1,21 +1,22 @@
 //! Static memory planning: where each activation buffer lives in the one arena.
 //!
 //! Run ahead of time by the model writer; the result is stored in the model and checked
-//! again at load, so the device never plans anything.
+//! again at load, so the device never plans anything. The planner keeps no table of its own
+//! (it reads and writes the caller's buffers through [`Buffers`]), so a model's size is
+//! limited by nothing but its own counts.
 
-use crate::format::MAX_TENSORS;
 use crate::Error;
 
 /// The steps during which a buffer holds live data. Step 0 is the model input; op `i`
-/// reads its input and writes its output at step `i + 1`, so an op's input and output are
+/// reads its inputs and writes its output at step `i + 1`, so an op's inputs and output are
 /// live at the same time and never share bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Lifetime {
     /// Step that writes the buffer.
-    pub first: u8,
+    pub first: u16,
     /// Last step that reads it.
-    pub last: u8,
+    pub last: u16,
 }
 
 impl Lifetime {
@@ -30,73 +31,73 @@ pub fn ranges_overlap(a: usize, a_len: usize, b: usize, b_len: usize) -> bool {
     a < b.saturating_add(b_len) && b < a.saturating_add(a_len) && a_len > 0 && b_len > 0
 }
 
-/// Places buffers of the given `sizes` and `lifetimes` in one arena and returns its size.
+/// The buffers to place, as the planner sees them.
+pub trait Buffers {
+    /// Number of buffers (placed or not).
+    fn count(&self) -> usize;
+    /// Bytes of buffer `i`, or `None` when the planner must not place it (a constant, an
+    /// alias of another buffer, a tensor that is never stored).
+    fn size(&self, i: usize) -> Option<usize>;
+    /// When buffer `i` holds live data.
+    fn lifetime(&self, i: usize) -> Lifetime;
+    /// Where buffer `i` was placed.
+    fn offset(&self, i: usize) -> usize;
+    /// Places buffer `i`.
+    fn set_offset(&mut self, i: usize, offset: usize);
+}
+
+/// Places every buffer in one arena and returns the arena's size.
 ///
-/// Greedy: largest buffer first, each at the lowest aligned offset that does not overlap
-/// any already placed buffer live at the same time. `offsets` receives each buffer's offset;
-/// buffers whose `active` flag is false are skipped (the caller aliases them).
-pub fn plan(
-    sizes: &[usize],
-    lifetimes: &[Lifetime],
-    active: &[bool],
-    offsets: &mut [usize],
-) -> Result<usize, Error> {
-    let n = sizes.len();
-    if n > MAX_TENSORS || lifetimes.len() != n || active.len() != n || offsets.len() != n {
-        return Err(Error::CapacityExceeded);
-    }
-    let order = largest_first(sizes, active)?;
-    let mut placed: heapless::Vec<usize, MAX_TENSORS> = heapless::Vec::new();
+/// Greedy: largest buffer first (lower index first among equals), each at the lowest
+/// aligned offset that does not overlap any already placed buffer live at the same time.
+pub fn plan(buffers: &mut impl Buffers) -> Result<usize, Error> {
     let mut arena = 0usize;
-    for &i in order.iter() {
-        let size = *sizes.get(i).ok_or(Error::CapacityExceeded)?;
-        let life = *lifetimes.get(i).ok_or(Error::CapacityExceeded)?;
+    let mut previous: Option<(usize, usize)> = None;
+    while let Some((i, size)) = next_largest(buffers, previous) {
+        previous = Some((i, size));
+        let life = buffers.lifetime(i);
         let mut candidate = 0usize;
         // Every clash pushes the candidate past the clashing buffer, so the first offset
         // without a clash is the lowest one that fits.
-        while let Some(end) = placed.iter().find_map(|&j| {
-            let (&other_size, &other_offset) = (sizes.get(j)?, offsets.get(j)?);
-            let clash = life.overlaps(lifetimes.get(j)?)
-                && ranges_overlap(candidate, size, other_offset, other_size);
-            clash.then(|| other_offset.saturating_add(other_size))
+        while let Some(end) = (0..buffers.count()).find_map(|j| {
+            let other = buffers.size(j)?;
+            let clash = comes_before((j, other), (i, size))
+                && life.overlaps(&buffers.lifetime(j))
+                && ranges_overlap(candidate, size, buffers.offset(j), other);
+            clash.then(|| buffers.offset(j).saturating_add(other))
         }) {
             candidate = align_up(end)?;
         }
-        *offsets.get_mut(i).ok_or(Error::CapacityExceeded)? = candidate;
+        buffers.set_offset(i, candidate);
         arena = arena.max(candidate.checked_add(size).ok_or(Error::CapacityExceeded)?);
-        placed.push(i).map_err(|_| Error::CapacityExceeded)?;
     }
     align_up(arena)
 }
 
-/// Indices of the `active` buffers, largest first and in index order among equals.
+/// True when buffer `a` is placed before buffer `b`: larger first, lower index among equals.
+fn comes_before((a, a_size): (usize, usize), (b, b_size): (usize, usize)) -> bool {
+    a_size > b_size || (a_size == b_size && a < b)
+}
+
+/// The buffer placed right after `previous` (the first one when `None`), with its size.
 ///
-/// Picks the largest remaining buffer over and over (at most [`MAX_TENSORS`] of them):
-/// unlike `slice::sort`, which may panic on an inconsistent order, this has no panic path
-/// for the no-panic proof to trip over (`.ci/no-panic`, level `write`).
-fn largest_first(
-    sizes: &[usize],
-    active: &[bool],
-) -> Result<heapless::Vec<usize, MAX_TENSORS>, Error> {
-    let mut order: heapless::Vec<usize, MAX_TENSORS> = heapless::Vec::new();
-    let mut taken = [false; MAX_TENSORS];
-    loop {
-        let mut largest: Option<(usize, usize)> = None;
-        for (i, ((&size, &is_active), &is_taken)) in
-            sizes.iter().zip(active).zip(taken.iter()).enumerate()
-        {
-            if is_active && !is_taken && largest.is_none_or(|(_, best)| size > best) {
-                largest = Some((i, size));
-            }
-        }
-        let Some((i, _)) = largest else {
-            return Ok(order);
+/// Found by a scan rather than by sorting, so that the planner needs no table (and has no
+/// panic path: `slice::sort` may panic on an inconsistent order, `.ci/no-panic`).
+fn next_largest(
+    buffers: &impl Buffers,
+    previous: Option<(usize, usize)>,
+) -> Option<(usize, usize)> {
+    let mut best: Option<(usize, usize)> = None;
+    for i in 0..buffers.count() {
+        let Some(size) = buffers.size(i) else {
+            continue;
         };
-        order.push(i).map_err(|_| Error::CapacityExceeded)?;
-        if let Some(t) = taken.get_mut(i) {
-            *t = true;
+        let after_previous = previous.is_none_or(|p| comes_before(p, (i, size)));
+        if after_previous && best.is_none_or(|b| comes_before((i, size), b)) {
+            best = Some((i, size));
         }
     }
+    best
 }
 
 /// Activation buffers start on word boundaries so that kernels may load four int8 values at
@@ -113,27 +114,86 @@ fn align_up(x: usize) -> Result<usize, Error> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn buffers_live_at_different_times_share_bytes() {
-        // A chain a -> b -> c: a and c never live together, so c can reuse a's bytes.
-        let sizes = [100, 50, 100];
-        let life = [
-            Lifetime { first: 0, last: 1 },
-            Lifetime { first: 1, last: 2 },
-            Lifetime { first: 2, last: 3 },
-        ];
-        let mut offsets = [0; 3];
-        let arena = plan(&sizes, &life, &[true; 3], &mut offsets).unwrap();
-        assert_eq!(arena, 152);
-        assert_eq!(offsets[0], offsets[2]);
-        assert!(!ranges_overlap(offsets[0], 100, offsets[1], 50));
+    struct Table<'t> {
+        sizes: &'t [Option<usize>],
+        lives: &'t [Lifetime],
+        offsets: Vec<usize>,
+    }
+
+    impl Buffers for Table<'_> {
+        fn count(&self) -> usize {
+            self.sizes.len()
+        }
+        fn size(&self, i: usize) -> Option<usize> {
+            self.sizes[i]
+        }
+        fn lifetime(&self, i: usize) -> Lifetime {
+            self.lives[i]
+        }
+        fn offset(&self, i: usize) -> usize {
+            self.offsets[i]
+        }
+        fn set_offset(&mut self, i: usize, offset: usize) {
+            self.offsets[i] = offset;
+        }
+    }
+
+    fn life(first: u16, last: u16) -> Lifetime {
+        Lifetime { first, last }
     }
 
     #[test]
-    fn largest_first_keeps_index_order_among_equals() {
-        let sizes = [5, 9, 5, 1, 9, 0, 7];
-        let active = [true, true, false, true, true, true, true];
-        let order = largest_first(&sizes, &active).unwrap();
-        assert_eq!(order.as_slice(), &[1, 4, 6, 0, 3, 5]);
+    fn buffers_live_at_different_times_share_bytes() {
+        // A chain a -> b -> c: a and c never live together, so c can reuse a's bytes.
+        let sizes = [Some(100), Some(50), Some(100)];
+        let lives = [life(0, 1), life(1, 2), life(2, 3)];
+        let mut t = Table {
+            sizes: &sizes,
+            lives: &lives,
+            offsets: vec![0; 3],
+        };
+        let arena = plan(&mut t).unwrap();
+        assert_eq!(arena, 152);
+        assert_eq!(t.offsets[0], t.offsets[2]);
+        assert!(!ranges_overlap(t.offsets[0], 100, t.offsets[1], 50));
+    }
+
+    #[test]
+    fn a_tensor_with_two_readers_stays_apart_from_everything_until_its_last_reader() {
+        // x (step 0..3) is read by ops 1 and 3 (a residual branch); y, z in between.
+        let sizes = [Some(64), Some(64), Some(64), Some(64)];
+        let lives = [life(0, 3), life(1, 2), life(2, 3), life(3, 4)];
+        let mut t = Table {
+            sizes: &sizes,
+            lives: &lives,
+            offsets: vec![0; 4],
+        };
+        let arena = plan(&mut t).unwrap();
+        for a in 0..4 {
+            for b in a + 1..4 {
+                if lives[a].overlaps(&lives[b]) {
+                    assert!(!ranges_overlap(t.offsets[a], 64, t.offsets[b], 64));
+                }
+            }
+        }
+        assert_eq!(arena, 3 * 64);
+    }
+
+    #[test]
+    fn order_is_largest_first_then_index_skipping_unplaced() {
+        let sizes = [Some(5), Some(9), None, Some(1), Some(9), Some(0), Some(7)];
+        let mut order = vec![];
+        let mut t = Table {
+            sizes: &sizes,
+            lives: &[Lifetime::default(); 7],
+            offsets: vec![0; 7],
+        };
+        let mut previous = None;
+        while let Some(next) = next_largest(&t, previous) {
+            order.push(next.0);
+            previous = Some(next);
+        }
+        assert_eq!(order, [1, 4, 6, 0, 3, 5]);
+        plan(&mut t).unwrap();
     }
 }

@@ -176,8 +176,13 @@ fn each_kind_of_damage_has_its_own_error() {
     check(b, Error::BadMagic);
 
     let mut b = good.clone();
+    b[4] = 4;
+    check(with_fresh_crc(b), Error::UnsupportedVersion(4));
+
+    // Labelled version 2, which stores no lifetimes.
+    let mut b = good.clone();
     b[4] = 2;
-    check(with_fresh_crc(b), Error::UnsupportedVersion(2));
+    check(with_fresh_crc(b), Error::BadHeader);
 
     let mut b = good.clone();
     b[100] ^= 1;
@@ -293,15 +298,15 @@ fn fused(builder: &fixnet::ModelBuilder<'static>) -> Vec<u8> {
 static SMALL: std::sync::LazyLock<SmallModelData> = std::sync::LazyLock::new(SmallModelData::new);
 
 #[test]
-fn fused_conv_pool_is_version_2_elides_the_conv_output_and_computes_the_same_bytes() {
+fn fused_conv_pool_elides_the_conv_output_and_computes_the_same_bytes() {
     let plain = SMALL.encode();
     let fused_bytes = fused(&SMALL.builder());
-    assert_eq!(u16::from_le_bytes([plain[4], plain[5]]), 1);
-    assert_eq!(u16::from_le_bytes([fused_bytes[4], fused_bytes[5]]), 2);
+    assert_eq!(u16::from_le_bytes([plain[4], plain[5]]), 3);
+    assert_eq!(u16::from_le_bytes([fused_bytes[4], fused_bytes[5]]), 3);
     let (pb, fb) = (Aligned::new(&plain), Aligned::new(&fused_bytes));
     let (pm, fm) = (parse(pb.bytes()).unwrap(), parse(fb.bytes()).unwrap());
-    assert_eq!(pm.version(), 1);
-    assert_eq!(fm.version(), 2);
+    assert_eq!(pm.version(), 3);
+    assert_eq!(fm.version(), 3);
     // Same ops and tensors; the 6×6×4 convolution output takes no arena bytes.
     assert_eq!(fm.op_count(), pm.op_count());
     let conv_out = fm.op(0).unwrap().output();
@@ -365,10 +370,6 @@ fn broken_fusions_are_rejected() {
     let mut b = good.clone();
     b[op0 + 14] = 3;
     check(with_fresh_crc(b), Error::InvalidParameter);
-    // Labelled version 1.
-    let mut b = good.clone();
-    b[4] = 1;
-    check(with_fresh_crc(b), Error::UnsupportedVersion(1));
     // The elided tensor must sit at offset 0.
     let conv_out = {
         let buf = Aligned::new(&good);
@@ -377,7 +378,17 @@ fn broken_fusions_are_rejected() {
     let rec = HEADER_LEN + usize::from(conv_out) * TENSOR_RECORD_LEN;
     let mut b = good.clone();
     b[rec + 12] = 4;
-    check(with_fresh_crc(b), Error::BadPlan);
+    check(with_fresh_crc(b), Error::BadHeader);
+    // Stored as an ordinary activation although the convolution is fused.
+    let mut b = good.clone();
+    b[rec + 1] = 0;
+    check(with_fresh_crc(b), Error::InvalidParameter);
+    // An unfused convolution's output marked as never stored.
+    let plain = SMALL.encode();
+    let mut b = plain.clone();
+    b[rec + 1] = 2;
+    b[rec + 12..rec + 16].fill(0);
+    check(with_fresh_crc(b), Error::InvalidParameter);
     // The fused flag on an op that is not a Conv2D.
     let op3 = op_record(&good, 3);
     let mut b = good.clone();
@@ -413,4 +424,93 @@ fn softmax_rows_over_4095_classes_are_refused() {
     assert!(r.is_err(), "{:?}", r.as_ref().map(|v| v.len()));
     assert_eq!(r.unwrap_err(), Error::InvalidParameter);
     assert_eq!(build(65_535).unwrap_err(), Error::InvalidParameter);
+}
+
+/// A version-3 blob turned into the version-1 or version-2 encoding of the same model: no
+/// lifetimes in the tensor records, elided tensors stored as ordinary activations.
+fn as_legacy(v3: &[u8], version: u16) -> Vec<u8> {
+    let mut b = v3.to_vec();
+    b[4..6].copy_from_slice(&version.to_le_bytes());
+    let tensors = usize::from(u16::from_le_bytes([b[16], b[17]]));
+    for t in 0..tensors {
+        let rec = HEADER_LEN + t * TENSOR_RECORD_LEN;
+        if b[rec + 1] == 2 {
+            b[rec + 1] = 0;
+        }
+        if b[rec + 1] == 0 {
+            b[rec + 36..rec + 40].fill(0);
+        }
+    }
+    with_fresh_crc(b)
+}
+
+#[test]
+fn version_1_and_2_blobs_still_load_and_compute_the_same_bytes() {
+    let plain = SMALL.encode();
+    let fused_bytes = fused(&SMALL.builder());
+    let (v1, v2) = (as_legacy(&plain, 1), as_legacy(&fused_bytes, 2));
+    let (b3, b1, b2) = (Aligned::new(&plain), Aligned::new(&v1), Aligned::new(&v2));
+    let (m3, m1, m2) = (
+        parse(b3.bytes()).unwrap(),
+        parse(b1.bytes()).unwrap(),
+        parse(b2.bytes()).unwrap(),
+    );
+    assert_eq!((m1.version(), m2.version()), (1, 2));
+    let conv_out = m2.op(0).unwrap().output();
+    assert!(m2.is_elided(conv_out) && !m1.is_elided(conv_out));
+    for t in 0..m3.tensor_count() as u16 {
+        if !m3.tensor(t).unwrap().is_constant() {
+            assert_eq!(m1.lifetime(t).unwrap(), m3.lifetime(t).unwrap());
+        }
+    }
+    // The version rule of the older formats: version 2 exactly when something is fused.
+    let check = |bytes: Vec<u8>| {
+        let buf = Aligned::new(&bytes);
+        parse(buf.bytes()).unwrap_err()
+    };
+    assert_eq!(check(as_legacy(&plain, 2)), Error::UnsupportedVersion(2));
+    assert_eq!(
+        check(as_legacy(&fused_bytes, 1)),
+        Error::UnsupportedVersion(1)
+    );
+    let image: Vec<u8> = (0..64u32).map(|i| (i * 29 % 256) as u8).collect();
+    let run = |m: &Model<'_>| {
+        let mut arena = vec![0u8; m.arena_size()];
+        let mut interp = Interpreter::new(m, &mut arena).unwrap();
+        interp.set_input_grey(&image).unwrap();
+        interp.invoke().unwrap();
+        interp.output().to_vec()
+    };
+    assert_eq!(run(&m1), run(&m3));
+    assert_eq!(run(&m2), run(&m3));
+}
+
+#[test]
+fn every_stored_lifetime_is_checked() {
+    // Each activation's first and last step, nudged by one either way, is refused: the
+    // stored lifetimes are exactly the ones the ops imply, so the plan check can trust them.
+    let good = SMALL.encode();
+    let buf = Aligned::new(&good);
+    let model = parse(buf.bytes()).unwrap();
+    let mut tried = 0;
+    for t in 0..model.tensor_count() {
+        if model.tensor(t as u16).unwrap().is_constant() {
+            continue;
+        }
+        let rec = HEADER_LEN + t * TENSOR_RECORD_LEN;
+        for field in [rec + 36, rec + 38] {
+            let value = u16::from_le_bytes([good[field], good[field + 1]]);
+            for nudged in [value.wrapping_sub(1), value + 1] {
+                let mut b = good.clone();
+                b[field..field + 2].copy_from_slice(&nudged.to_le_bytes());
+                let bad = Aligned::new(&with_fresh_crc(b));
+                assert!(
+                    parse(bad.bytes()).is_err(),
+                    "tensor {t} field {field}: {nudged}"
+                );
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried >= 16, "{tried}");
 }

@@ -1,4 +1,4 @@
-//! The fixnet model format, versions 1 and 2 (specified in `docs/format.md`).
+//! The fixnet model format, versions 1 to 3 (specified in `docs/format.md`).
 //!
 //! A model is one little-endian blob: a fixed header, a tensor table, an op table, a data
 //! section holding constants (weights, biases, requantization tables) at 4-byte aligned
@@ -13,16 +13,18 @@ mod validate;
 mod writer;
 
 pub use model::Model;
-pub use ops::{ConvOp, FullyConnectedOp, Op, OpKind, PoolOp, SoftmaxOp};
+pub use ops::{AddOp, ConvOp, FullyConnectedOp, Inputs, Op, OpKind, PoolOp, SoftmaxOp};
 pub use tensor::{DType, Dims, Tensor};
-pub use writer::ModelBuilder;
+pub use writer::{encoded_len, plan_arena, write_model, BoundedBuilder, ModelBuilder};
 
 /// The first four bytes of every model.
 pub const MAGIC: [u8; 4] = *b"FXNM";
-/// The newest format version this build reads and writes. Version 2 adds one thing, a
-/// Conv2D op fused with the max pool that follows it ([`ConvOp::fused_pool`]); the writer
-/// writes the lowest version that can express a model, so unfused models stay version 1.
-pub const VERSION: u16 = 2;
+/// The format version this build writes (it reads versions [`MIN_VERSION`] to this one).
+/// Version 2 added a Conv2D op fused with the max pool that follows it
+/// ([`ConvOp::fused_pool`]); version 3 makes models graphs (ops with several inputs, tensors
+/// with several readers, no count limits) and stores each activation's lifetime in its
+/// record, so that a reader checks the memory plan without any table of its own.
+pub const VERSION: u16 = 3;
 /// The oldest format version this build reads.
 pub const MIN_VERSION: u16 = 1;
 /// Bytes in the header.
@@ -33,10 +35,11 @@ pub const TENSOR_RECORD_LEN: usize = 40;
 pub const OP_RECORD_LEN: usize = 48;
 /// Bytes in the CRC trailer.
 pub const CRC_LEN: usize = 4;
-/// Most tensors a model may have in this build.
-pub const MAX_TENSORS: usize = 64;
-/// Most ops a model may have in this build.
-pub const MAX_OPS: usize = 32;
+/// Most tensors a version-1 or version-2 model may have (those versions' own limit; version 3
+/// has none beyond the 16-bit counts).
+pub const LEGACY_MAX_TENSORS: usize = 64;
+/// Most ops a version-1 or version-2 model may have.
+pub const LEGACY_MAX_OPS: usize = 32;
 /// Tensor index meaning "no tensor" in an op record.
 pub const NO_TENSOR: u16 = 0xFFFF;
 /// Alignment of every table and constant inside the blob, and of the blob in memory (8, so

@@ -2,11 +2,12 @@
 
 use super::bytes::{u16_at, u32_at, usize_at, Record};
 use super::crc32::crc32;
-use super::validate::{check_graph, check_plan, Graph, Liveness};
+use super::validate::{check_graph, check_plan, scan_lifetime, Graph};
 use super::{
-    Op, Tensor, TensorId, ALIGN, CRC_LEN, HEADER_LEN, MAGIC, MAX_OPS, MAX_TENSORS, MIN_VERSION,
-    OP_RECORD_LEN, TENSOR_RECORD_LEN, VERSION,
+    Op, Tensor, TensorId, ALIGN, CRC_LEN, HEADER_LEN, LEGACY_MAX_OPS, LEGACY_MAX_TENSORS, MAGIC,
+    MIN_VERSION, OP_RECORD_LEN, TENSOR_RECORD_LEN, VERSION,
 };
+use crate::plan::Lifetime;
 use crate::Error;
 use core::ops::Range;
 
@@ -24,9 +25,7 @@ pub struct Model<'a> {
     output: TensorId,
     data: Range<usize>,
     crc: u32,
-    /// Bit `t`: activation `t` is the output of a convolution fused with its max pool and
-    /// is never stored (format version 2).
-    elided: u64,
+    version: u16,
 }
 
 impl<'a> Model<'a> {
@@ -82,7 +81,7 @@ impl<'a> Model<'a> {
         let op_count = usize::from(header.u16::<18>());
         let input = header.u16::<20>();
         let output = header.u16::<22>();
-        if tensor_count > MAX_TENSORS || op_count > MAX_OPS {
+        if version < 3 && (tensor_count > LEGACY_MAX_TENSORS || op_count > LEGACY_MAX_OPS) {
             return Err(Error::CapacityExceeded);
         }
         // The layout is fixed: header, tensor table, op table, data, CRC, with nothing in
@@ -110,18 +109,35 @@ impl<'a> Model<'a> {
             output,
             data: data_start..len - CRC_LEN,
             crc: stored,
-            elided: 0,
+            version,
         };
-        let mut live = Liveness::new();
-        check_graph(&model, &mut live)?;
-        // A version-2 blob must use a version-2 feature (the writer writes the lowest
-        // version that can express a model), and a version-1 blob must not.
-        let elided = live.elided_bits();
-        if (version >= 2) != (elided != 0) {
-            return Err(Error::UnsupportedVersion(version));
+        if version < 3 {
+            model.check_legacy()?;
         }
-        check_plan(&model, &live, arena_size)?;
-        Ok(Model { elided, ..model })
+        check_graph(&model)?;
+        check_plan(&model, arena_size)?;
+        Ok(model)
+    }
+
+    /// Versions 1 and 2 store no lifetimes and no elided activations (those are found from
+    /// the ops), and a version-2 blob must fuse some op while a version-1 blob must not, so
+    /// that every model has exactly one encoding.
+    #[cold]
+    fn check_legacy(&self) -> Result<(), Error> {
+        let mut fuses = false;
+        for t in 0..self.tensor_count {
+            let tensor = self.tensor(t as TensorId)?;
+            if tensor.elided || tensor.lifetime != Lifetime::default() {
+                return Err(Error::BadHeader);
+            }
+        }
+        for op in self.ops() {
+            fuses |= op?.fused_pool().is_some();
+        }
+        if (self.version >= 2) != fuses {
+            return Err(Error::UnsupportedVersion(self.version));
+        }
+        Ok(())
     }
 
     /// Bytes of arena the interpreter needs.
@@ -132,22 +148,18 @@ impl<'a> Model<'a> {
     /// True when activation `id` is the output of a convolution fused with the max pool
     /// that reads it: it is never computed as a whole and has no bytes in the arena.
     pub fn is_elided(&self, id: TensorId) -> bool {
-        // Two 32-bit halves: a variable 64-bit shift is a library call on 32-bit cores.
-        let half = match id {
-            0..32 => self.elided as u32,
-            32..64 => (self.elided >> 32) as u32,
-            _ => return false,
-        };
-        half >> (id % 32) & 1 != 0
+        Graph::is_elided(self, id).unwrap_or(false)
     }
 
-    /// The format version the model needs (and is stored with): 2 when it fuses ops, else 1.
+    /// The format version the model is stored with.
     pub fn version(&self) -> u16 {
-        if self.elided != 0 {
-            2
-        } else {
-            1
-        }
+        self.version
+    }
+
+    /// When activation `id` holds live data (steps: 0 is the model input, op `i` runs at
+    /// step `i + 1`).
+    pub fn lifetime(&self, id: TensorId) -> Result<Lifetime, Error> {
+        Graph::lifetime(self, id)
     }
 
     /// Bytes of the model blob (what it takes in flash).
@@ -203,6 +215,16 @@ impl<'a> Model<'a> {
         )
     }
 
+    /// Where constant `id`'s bytes lie in the blob ([`Error::BadTensorIndex`] for an
+    /// activation).
+    pub fn constant_range(&self, id: TensorId) -> Result<Range<usize>, Error> {
+        let data = self.tensor(id)?.data.ok_or(Error::BadTensorIndex(id))?;
+        let start = (data.as_ptr() as usize)
+            .checked_sub(self.blob.as_ptr() as usize)
+            .ok_or(Error::OffsetOutOfRange)?;
+        Ok(start..start + data.len())
+    }
+
     /// Op `index`, in execution order.
     pub fn op(&self, index: usize) -> Result<Op<'a>, Error> {
         if index >= self.op_count {
@@ -246,5 +268,17 @@ impl<'a> Graph<'a> for Model<'a> {
     }
     fn output(&self) -> TensorId {
         self.output
+    }
+    fn lifetime(&self, t: TensorId) -> Result<Lifetime, Error> {
+        if self.version < 3 {
+            return Ok(scan_lifetime(self, t)?.0);
+        }
+        Ok(self.tensor(t)?.lifetime)
+    }
+    fn is_elided(&self, t: TensorId) -> Result<bool, Error> {
+        if self.version < 3 {
+            return Ok(scan_lifetime(self, t)?.1);
+        }
+        Ok(self.tensor(t)?.elided)
     }
 }

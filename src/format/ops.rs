@@ -24,6 +24,8 @@ pub enum OpKind {
     Softmax = 6,
     /// Reshape (and Flatten): a new shape over the same bytes, no copy.
     Reshape = 7,
+    /// Element-wise addition of two activations (format version 3).
+    Add = 8,
 }
 
 impl OpKind {
@@ -37,6 +39,7 @@ impl OpKind {
             OpKind::FullyConnected => "FullyConnected",
             OpKind::Softmax => "Softmax",
             OpKind::Reshape => "Reshape",
+            OpKind::Add => "Add",
         }
     }
 
@@ -54,6 +57,7 @@ impl OpKind {
             OpKind::FullyConnected => cfg!(feature = "op-fully-connected"),
             OpKind::Softmax => cfg!(feature = "op-softmax"),
             OpKind::Reshape => true,
+            OpKind::Add => cfg!(feature = "op-add"),
         }
     }
 
@@ -77,6 +81,7 @@ impl OpKind {
             5 => OpKind::FullyConnected,
             6 => OpKind::Softmax,
             7 => OpKind::Reshape,
+            8 => OpKind::Add,
             other => return Err(Error::UnknownOp(other)),
         })
     }
@@ -175,6 +180,70 @@ pub struct SoftmaxOp {
     pub params: SoftmaxParams,
 }
 
+/// An element-wise addition of two int8 activations (TFLite's ADD), each input rescaled to a
+/// common scale before the sum is rescaled to the output's. One input may broadcast along
+/// its size-1 dimensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddOp {
+    /// First int8 input.
+    pub input1: TensorId,
+    /// Second int8 input.
+    pub input2: TensorId,
+    /// int8 output.
+    pub output: TensorId,
+    /// Fused activation's lower clamp (quantized).
+    pub act_min: i8,
+    /// Fused activation's upper clamp (quantized).
+    pub act_max: i8,
+    /// Left shift applied to both offset inputs before rescaling (TFLite: 20 for int8).
+    pub left_shift: u8,
+    /// Q31 multiplier of the first input.
+    pub input1_multiplier: i32,
+    /// Shift of the first input (positive = left; TFLite's convention, at most 0 here).
+    pub input1_shift: i8,
+    /// Q31 multiplier of the second input.
+    pub input2_multiplier: i32,
+    /// Shift of the second input.
+    pub input2_shift: i8,
+    /// Q31 multiplier of the sum.
+    pub output_multiplier: i32,
+    /// Shift of the sum.
+    pub output_shift: i8,
+}
+
+/// The activations an op reads, in order.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs {
+    ids: [TensorId; 2],
+    len: u8,
+}
+
+impl Inputs {
+    fn one(id: TensorId) -> Self {
+        Inputs {
+            ids: [id, NO_TENSOR],
+            len: 1,
+        }
+    }
+
+    fn two(a: TensorId, b: TensorId) -> Self {
+        Inputs {
+            ids: [a, b],
+            len: 2,
+        }
+    }
+
+    /// The tensor ids.
+    pub fn as_slice(&self) -> &[TensorId] {
+        self.ids.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// True when `id` is one of them.
+    pub fn contains(&self, id: TensorId) -> bool {
+        self.as_slice().contains(&id)
+    }
+}
+
 /// One op of a model.
 #[derive(Clone, Copy, Debug)]
 pub enum Op<'a> {
@@ -197,6 +266,8 @@ pub enum Op<'a> {
         /// Output activation, aliasing the input.
         output: TensorId,
     },
+    /// Element-wise addition.
+    Add(AddOp),
 }
 
 impl<'a> Op<'a> {
@@ -210,10 +281,19 @@ impl<'a> Op<'a> {
             Op::FullyConnected(_) => OpKind::FullyConnected,
             Op::Softmax(_) => OpKind::Softmax,
             Op::Reshape { .. } => OpKind::Reshape,
+            Op::Add(_) => OpKind::Add,
         }
     }
 
-    /// The activation the op reads.
+    /// Every activation the op reads, in order ([`Op::input`] is the first).
+    pub fn inputs(&self) -> Inputs {
+        match self {
+            Op::Add(a) => Inputs::two(a.input1, a.input2),
+            _ => Inputs::one(self.input()),
+        }
+    }
+
+    /// The (first) activation the op reads.
     pub fn input(&self) -> TensorId {
         match self {
             Op::Conv2d(c) | Op::DepthwiseConv2d(c) => c.input,
@@ -221,6 +301,7 @@ impl<'a> Op<'a> {
             Op::FullyConnected(f) => f.input,
             Op::Softmax(s) => s.input,
             Op::Reshape { input, .. } => *input,
+            Op::Add(a) => a.input1,
         }
     }
 
@@ -232,6 +313,7 @@ impl<'a> Op<'a> {
             Op::FullyConnected(f) => f.output,
             Op::Softmax(s) => s.output,
             Op::Reshape { output, .. } => *output,
+            Op::Add(a) => a.output,
         }
     }
 
@@ -295,6 +377,9 @@ impl<'a> Op<'a> {
         let p0 = r.i32::<28>();
         let p1 = r.i32::<32>();
         let p2 = r.i32::<36>();
+        if kind == OpKind::Add {
+            return decode_add(&r);
+        }
         let has_double_scales = flags == FLAG_DOUBLE_SCALES && kind == OpKind::FullyConnected;
         let fused = flags == FLAG_FUSED_POOL && kind == OpKind::Conv2d;
         if flags != 0 && !has_double_scales && !fused {
@@ -456,6 +541,7 @@ impl<'a> Op<'a> {
                 },
             }),
             OpKind::Reshape => Op::Reshape { input, output },
+            OpKind::Add => return Err(Error::UnknownOp(OpKind::Add as u8)),
         })
     }
 
@@ -519,6 +605,18 @@ impl<'a> Op<'a> {
                 r[36..40].copy_from_slice(&s.params.diff_min.to_le_bytes());
             }
             Op::Reshape { .. } => {}
+            Op::Add(a) => {
+                r[2] = a.act_min as u8;
+                r[3] = a.act_max as u8;
+                r[8..10].copy_from_slice(&a.input2.to_le_bytes());
+                r[28..32].copy_from_slice(&a.input1_multiplier.to_le_bytes());
+                r[32..36].copy_from_slice(&a.input2_multiplier.to_le_bytes());
+                r[36..40].copy_from_slice(&a.output_multiplier.to_le_bytes());
+                r[40] = a.input1_shift as u8;
+                r[41] = a.input2_shift as u8;
+                r[42] = a.output_shift as u8;
+                r[43] = a.left_shift;
+            }
         }
         if let Some((m, _)) = self.requantization() {
             r[20..24].copy_from_slice(&to_u32(requant_offset)?.to_le_bytes());
@@ -526,6 +624,50 @@ impl<'a> Op<'a> {
         }
         Ok(r)
     }
+}
+
+/// Largest left shift an Add may apply to its offset inputs: TFLite's int8 value, which keeps
+/// `(x - zero point) << shift` (at most 255 · 2^20) and the sum of two such terms inside i32.
+pub const MAX_ADD_LEFT_SHIFT: u8 = 20;
+
+/// Decodes an Add record (version 3): the second input sits in the filter slot, the
+/// rescaling parameters in bytes 28..44; every other field is zero or "no tensor".
+fn decode_add(r: &Record<'_, OP_RECORD_LEN>) -> Result<Op<'static>, Error> {
+    let add = AddOp {
+        input1: r.u16::<4>(),
+        input2: r.u16::<8>(),
+        output: r.u16::<6>(),
+        act_min: r.i8::<2>(),
+        act_max: r.i8::<3>(),
+        left_shift: r.u8::<43>(),
+        input1_multiplier: r.i32::<28>(),
+        input1_shift: r.i8::<40>(),
+        input2_multiplier: r.i32::<32>(),
+        input2_shift: r.i8::<41>(),
+        output_multiplier: r.i32::<36>(),
+        output_shift: r.i8::<42>(),
+    };
+    let unused_is_zero = r.u8::<1>() == 0
+        && r.u16::<10>() == NO_TENSOR
+        && r.u32::<12>() == 0
+        && r.u16::<16>() == 0
+        && r.u16::<18>() == 0
+        && r.u32::<20>() == 0
+        && r.u32::<24>() == 0
+        && r.u32::<44>() == 0;
+    if !unused_is_zero || add.act_min > add.act_max || add.left_shift > MAX_ADD_LEFT_SHIFT {
+        return Err(Error::InvalidParameter);
+    }
+    let multipliers = [
+        add.input1_multiplier,
+        add.input2_multiplier,
+        add.output_multiplier,
+    ];
+    let shifts = [add.input1_shift, add.input2_shift, add.output_shift];
+    if multipliers.iter().any(|&m| m < 0) || shifts.iter().any(|&s| !(-31..=30).contains(&s)) {
+        return Err(Error::BadQuantization);
+    }
+    Ok(Op::Add(add))
 }
 
 /// Op flag: a fully connected layer's requantization table is followed by f64 scales.

@@ -2,6 +2,7 @@
 
 use super::bytes::{cast_words, Record};
 use super::{ALIGN, TENSOR_RECORD_LEN};
+use crate::plan::Lifetime;
 use crate::{Error, Shape};
 
 /// Element type of a tensor.
@@ -127,6 +128,12 @@ pub struct Tensor<'a> {
     /// Offset in the arena (arena tensors of a parsed model; chosen by the planner when
     /// building).
     pub arena_offset: usize,
+    /// Steps during which an activation holds live data (stored in version-3 records, found
+    /// by the writer; zero for constants and in older versions' records).
+    pub lifetime: Lifetime,
+    /// An activation that is never stored: the output of a convolution fused with the max
+    /// pool that reads it (it has no arena bytes).
+    pub elided: bool,
 }
 
 impl<'a> Tensor<'a> {
@@ -141,6 +148,8 @@ impl<'a> Tensor<'a> {
             quantized_axis: 0,
             data: None,
             arena_offset: 0,
+            lifetime: Lifetime::default(),
+            elided: false,
         }
     }
 
@@ -156,6 +165,8 @@ impl<'a> Tensor<'a> {
             quantized_axis: axis,
             data: Some(bytemuck::cast_slice(data)),
             arena_offset: 0,
+            lifetime: Lifetime::default(),
+            elided: false,
         }
     }
 
@@ -170,6 +181,8 @@ impl<'a> Tensor<'a> {
             quantized_axis: 0,
             data: Some(bytemuck::cast_slice(data)),
             arena_offset: 0,
+            lifetime: Lifetime::default(),
+            elided: false,
         }
     }
 
@@ -228,9 +241,6 @@ impl<'a> Tensor<'a> {
         let scale = r.f32::<24>();
         let scales_offset = r.usize::<28>()?;
         let scales_count = r.usize::<32>()?;
-        if r.u32::<36>() != 0 {
-            return Err(Error::BadHeader);
-        }
         if byte_len != dims.num_elements().saturating_mul(dtype.size()) {
             return Err(Error::InconsistentShape);
         }
@@ -255,9 +265,16 @@ impl<'a> Tensor<'a> {
             }
             scales
         };
+        let is_constant = storage == STORAGE_CONSTANT;
+        // Bytes 36..40 hold an activation's lifetime (version 3, checked with the graph);
+        // a constant has none.
+        if is_constant && r.u32::<36>() != 0 {
+            return Err(Error::BadHeader);
+        }
         let (data, arena_offset) = match storage {
-            0 => (None, offset),
-            1 => (
+            STORAGE_ARENA => (None, offset),
+            STORAGE_ELIDED if offset == 0 => (None, 0),
+            STORAGE_CONSTANT => (
                 Some(section_slice(blob, &data_section, offset, byte_len)?),
                 0,
             ),
@@ -272,6 +289,11 @@ impl<'a> Tensor<'a> {
             quantized_axis,
             data,
             arena_offset,
+            lifetime: Lifetime {
+                first: r.u16::<36>(),
+                last: r.u16::<38>(),
+            },
+            elided: storage == STORAGE_ELIDED,
         })
     }
 
@@ -284,7 +306,11 @@ impl<'a> Tensor<'a> {
     ) -> Result<[u8; TENSOR_RECORD_LEN], Error> {
         let mut r = [0u8; TENSOR_RECORD_LEN];
         r[0] = self.dtype.code();
-        r[1] = u8::from(self.is_constant());
+        r[1] = match (self.is_constant(), self.elided) {
+            (true, _) => STORAGE_CONSTANT,
+            (false, true) => STORAGE_ELIDED,
+            (false, false) => STORAGE_ARENA,
+        };
         r[2] = self.dims.rank;
         r[3] = self.quantized_axis;
         for (i, d) in self.dims.as_slice().iter().enumerate() {
@@ -306,9 +332,21 @@ impl<'a> Tensor<'a> {
         };
         r[28..32].copy_from_slice(&to_u32(s_off)?.to_le_bytes());
         r[32..36].copy_from_slice(&to_u32(s_count)?.to_le_bytes());
+        if !self.is_constant() {
+            r[36..38].copy_from_slice(&self.lifetime.first.to_le_bytes());
+            r[38..40].copy_from_slice(&self.lifetime.last.to_le_bytes());
+        }
         Ok(r)
     }
 }
+
+/// Storage code of an activation that lives in the arena.
+pub(crate) const STORAGE_ARENA: u8 = 0;
+/// Storage code of a constant in the data section.
+pub(crate) const STORAGE_CONSTANT: u8 = 1;
+/// Storage code (version 3) of an activation that is never stored: the output of a
+/// convolution fused with its max pool.
+pub(crate) const STORAGE_ELIDED: u8 = 2;
 
 pub(crate) fn to_u32(v: usize) -> Result<u32, Error> {
     u32::try_from(v).map_err(|_| Error::OffsetOutOfRange)

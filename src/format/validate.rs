@@ -1,7 +1,11 @@
 //! Structural checks shared by the parser and the writer: every tensor plays a role it can
-//! play, shapes agree, ops run in order, and (for a parsed model) the memory plan is safe.
+//! play, shapes agree, ops run in order, lifetimes are the ones the ops imply, and (for a
+//! parsed model) the memory plan is safe.
+//!
+//! No check keeps a table: each one looks tensors and ops up again, so that a model of any
+//! size is checked in a fixed amount of RAM (the stack of these functions).
 
-use super::{DType, Op, OpKind, Tensor, TensorId, MAX_TENSORS};
+use super::{DType, Op, OpKind, Tensor, TensorId};
 use crate::plan::{ranges_overlap, Lifetime};
 use crate::{Error, Shape, Window};
 
@@ -13,153 +17,193 @@ pub(crate) trait Graph<'a> {
     fn op(&self, index: usize) -> Result<Op<'a>, Error>;
     fn input(&self) -> TensorId;
     fn output(&self) -> TensorId;
-}
-
-/// Lifetimes of the arena tensors and which buffer each one really uses (a reshape's output
-/// uses its input's buffer).
-pub(crate) struct Liveness {
-    pub lifetimes: [Lifetime; MAX_TENSORS],
-    pub root: [TensorId; MAX_TENSORS],
-    pub is_activation: [bool; MAX_TENSORS],
-    /// Activation `t` is a fused convolution's output, never stored. (Flags rather than a
-    /// `u64` of bits: the struct then needs no 8-byte alignment, for which a size-optimized
-    /// build links another memory-clearing routine.)
-    pub elided: [bool; MAX_TENSORS],
-}
-
-impl Liveness {
-    /// True for tensors that own their buffer (activations that are not reshape aliases).
-    pub fn owns_buffer(&self, t: usize) -> bool {
-        self.is_activation.get(t).copied().unwrap_or(false)
-            && self.root.get(t).map(|&r| usize::from(r)) == Some(t)
-            && !self.is_elided(t)
+    /// The lifetime of activation `t`: as stored (version 3, checked by [`check_graph`]) or
+    /// as the ops imply ([`scan_lifetime`]).
+    fn lifetime(&self, t: TensorId) -> Result<Lifetime, Error> {
+        Ok(self.tensor(t)?.lifetime)
     }
-
-    /// True for the output of a convolution fused with its max pool.
-    pub fn is_elided(&self, t: usize) -> bool {
-        self.elided.get(t).copied().unwrap_or(false)
-    }
-
-    /// Bit `t` set for each elided activation `t` (the model keeps them so).
-    pub fn elided_bits(&self) -> u64 {
-        self.elided
-            .iter()
-            .rev()
-            .fold(0, |bits, &e| (bits << 1) | u64::from(e))
+    /// True for an activation that is never stored (a fused convolution's output).
+    fn is_elided(&self, t: TensorId) -> Result<bool, Error> {
+        Ok(self.tensor(t)?.elided)
     }
 }
 
-impl Liveness {
-    /// Nothing known yet: for [`check_graph`] to fill in.
-    pub fn new() -> Self {
-        Liveness {
-            lifetimes: [Lifetime::default(); MAX_TENSORS],
-            root: [0; MAX_TENSORS],
-            is_activation: [false; MAX_TENSORS],
-            elided: [false; MAX_TENSORS],
+/// The step at which op `index` runs.
+pub(crate) fn step_of(index: usize) -> Result<u16, Error> {
+    index
+        .checked_add(1)
+        .and_then(|s| u16::try_from(s).ok())
+        .filter(|&s| s != u16::MAX)
+        .ok_or(Error::CapacityExceeded)
+}
+
+/// The lifetime of activation `t` and whether it is elided, as the ops imply: written by the
+/// op that outputs it (a max pool fused into the convolution before it one step early, by
+/// that convolution), read until its last reader (the model output until the end).
+///
+/// [`Error::BadOpOrder`] when nothing writes `t`.
+pub(crate) fn scan_lifetime<'a>(
+    g: &impl Graph<'a>,
+    t: TensorId,
+) -> Result<(Lifetime, bool), Error> {
+    let mut first = (t == g.input()).then_some(0u16);
+    let mut last = 0u16;
+    let mut elided = false;
+    for i in 0..g.op_count() {
+        let op = g.op(i)?;
+        let step = step_of(i)?;
+        if op.inputs().contains(t) {
+            last = step;
+        }
+        if let Some(pool) = op.fused_pool() {
+            elided |= op.output() == t;
+            if pool.output == t && first.is_none() {
+                first = Some(step);
+            }
+        }
+        if op.output() == t && first.is_none() {
+            first = Some(step);
         }
     }
+    let first = first.ok_or(Error::BadOpOrder)?;
+    if t == g.output() {
+        last = step_of(g.op_count())?;
+    }
+    Ok((
+        Lifetime {
+            first,
+            last: last.max(first),
+        },
+        elided,
+    ))
 }
 
-/// Checks roles, shapes and op order; fills in `live`, the liveness the plan must respect
-/// (in place: it is a few hundred bytes, which a returned value would be copied through).
-pub(crate) fn check_graph<'a>(g: &impl Graph<'a>, live: &mut Liveness) -> Result<(), Error> {
+/// The tensor whose buffer `t` uses: `t` itself, or for a reshape's output its input's
+/// buffer (followed through chains of reshapes).
+pub(crate) fn root<'a>(g: &impl Graph<'a>, mut t: TensorId) -> Result<TensorId, Error> {
+    for _ in 0..=g.op_count() {
+        let first = g.lifetime(t)?.first;
+        let Some(writer) = usize::from(first).checked_sub(1) else {
+            return Ok(t);
+        };
+        match g.op(writer)? {
+            Op::Reshape { input, output } if output == t => t = input,
+            _ => return Ok(t),
+        }
+    }
+    Err(Error::BadOpOrder)
+}
+
+/// Checks roles, shapes, op order and the lifetimes [`Graph::lifetime`] gives: each is the
+/// one the ops imply, which is what makes the plan check of [`check_plan`] sound.
+pub(crate) fn check_graph<'a>(g: &impl Graph<'a>) -> Result<(), Error> {
     let n_tensors = g.tensor_count();
     let n_ops = g.op_count();
-    if n_tensors > MAX_TENSORS || n_ops > super::MAX_OPS {
-        return Err(Error::CapacityExceeded);
-    }
     if n_ops == 0 {
         return Err(Error::BadHeader);
     }
-    *live = Liveness::new();
+    let end = step_of(n_ops)?;
     for t in 0..n_tensors {
         let id = TensorId::try_from(t).map_err(|_| Error::CapacityExceeded)?;
         let tensor = g.tensor(id)?;
-        set(&mut live.root, t, id)?;
-        set(&mut live.is_activation, t, !tensor.is_constant())?;
         if !tensor.is_constant() && tensor.dtype != DType::Int8 {
             return Err(Error::BadDataType);
         }
     }
     let input = g.input();
     activation(g, input)?;
-    let mut produced: u64 = bit(input)?;
+    let output = g.output();
+    activation(g, output)?;
+    if input == output {
+        return Err(Error::BadOpOrder);
+    }
 
     for i in 0..n_ops {
         let op = g.op(i)?;
-        let step = u8::try_from(i + 1).map_err(|_| Error::CapacityExceeded)?;
+        let step = step_of(i)?;
         check_op(g, &op)?;
+        let mut first = step;
         if let Op::MaxPool(p) = op {
-            // A max pool fused into the convolution before it is that convolution's work.
-            if !live.is_elided(usize::from(p.input)) {
+            if g.is_elided(p.input)? {
+                // Fused into the convolution before it: that convolution's work, one step
+                // early.
+                first = step - 1;
+            } else {
                 OpKind::MaxPool.require_built()?;
             }
         }
         if let Some(pool) = op.fused_pool() {
             check_fusion(g, i, &op, &pool)?;
-            set(&mut live.elided, usize::from(op.output()), true)?;
         }
-        let (src, dst) = (op.input(), op.output());
-        if produced & bit(src)? == 0 || produced & bit(dst)? != 0 {
+        if g.is_elided(op.output())? != op.fused_pool().is_some() {
+            return Err(Error::InvalidParameter);
+        }
+        for &t in op.inputs().as_slice() {
+            let life = g.lifetime(t)?;
+            if life.first >= step || life.last < step {
+                return Err(Error::BadOpOrder);
+            }
+        }
+        if g.lifetime(op.output())?.first != first {
             return Err(Error::BadOpOrder);
         }
-        produced |= bit(dst)?;
-        let src_root = get(&live.root, usize::from(src))?;
-        extend_last(&mut live.lifetimes, src_root, step)?;
-        let dst_root = if matches!(op, Op::Reshape { .. }) {
-            src_root
-        } else {
-            dst
-        };
-        set(&mut live.root, usize::from(dst), dst_root)?;
-        if dst_root == dst {
-            // A pool fused into the convolution before it is computed one step early.
-            let first = if live.is_elided(usize::from(src)) {
-                step - 1
-            } else {
-                step
-            };
-            set(
-                &mut live.lifetimes,
-                usize::from(dst),
-                Lifetime { first, last: step },
-            )?;
-        }
     }
-    let output = g.output();
-    activation(g, output)?;
-    if produced & bit(output)? == 0 {
-        return Err(Error::BadOpOrder);
-    }
-    let end = u8::try_from(n_ops + 1).map_err(|_| Error::CapacityExceeded)?;
-    extend_last(
-        &mut live.lifetimes,
-        get(&live.root, usize::from(output))?,
-        end,
-    )?;
-    // An activation nothing writes would hold garbage: reject it.
+    // Every activation is written by the op its lifetime names and last read where it says.
     for t in 0..n_tensors {
-        if get(&live.is_activation, t)? && produced & bit_usize(t)? == 0 {
+        let id = TensorId::try_from(t).map_err(|_| Error::CapacityExceeded)?;
+        if g.tensor(id)?.is_constant() {
+            continue;
+        }
+        let life = g.lifetime(id)?;
+        let written = match usize::from(life.first).checked_sub(1) {
+            None => id == input,
+            Some(writer) if writer < n_ops => {
+                let op = g.op(writer)?;
+                id != input
+                    && (op.output() == id || op.fused_pool().is_some_and(|p| p.output == id))
+            }
+            Some(_) => false,
+        };
+        let read_last = if id == output {
+            life.last == end
+        } else if life.last == life.first {
+            // Read by nobody: any reader would have been later than `last`.
+            true
+        } else {
+            life.last > life.first
+                && usize::from(life.last) <= n_ops
+                && g.op(usize::from(life.last) - 1)?.inputs().contains(id)
+        };
+        if !written || !read_last {
             return Err(Error::BadOpOrder);
+        }
+        // Only a fused convolution's output may go unstored (its writer was just found).
+        if g.is_elided(id)? {
+            let fused_writer = match usize::from(life.first).checked_sub(1) {
+                Some(writer) => {
+                    let op = g.op(writer)?;
+                    op.output() == id && op.fused_pool().is_some()
+                }
+                None => false,
+            };
+            if !fused_writer {
+                return Err(Error::InvalidParameter);
+            }
         }
     }
     Ok(())
 }
 
 /// Checks that the stored plan keeps simultaneously live buffers apart and inside the arena.
-pub(crate) fn check_plan<'a>(
-    g: &impl Graph<'a>,
-    live: &Liveness,
-    arena_size: usize,
-) -> Result<(), Error> {
+pub(crate) fn check_plan<'a>(g: &impl Graph<'a>, arena_size: usize) -> Result<(), Error> {
     let n = g.tensor_count();
     for t in 0..n {
-        if !get(&live.is_activation, t)? {
+        let id = TensorId::try_from(t).map_err(|_| Error::CapacityExceeded)?;
+        let tensor = g.tensor(id)?;
+        if tensor.is_constant() {
             continue;
         }
-        let tensor = g.tensor(t as TensorId)?;
-        if live.is_elided(t) {
+        if g.is_elided(id)? {
             // Never stored: its (canonical) offset is 0 and it takes no arena bytes.
             if tensor.arena_offset != 0 {
                 return Err(Error::BadPlan);
@@ -173,22 +217,25 @@ pub(crate) fn check_plan<'a>(
         if end > arena_size {
             return Err(Error::BadPlan);
         }
-        let root = g.tensor(get(&live.root, t)?)?;
-        if root.arena_offset != tensor.arena_offset {
+        if g.tensor(root(g, id)?)?.arena_offset != tensor.arena_offset {
             return Err(Error::BadPlan);
         }
     }
     for a in 0..n {
-        if !live.owns_buffer(a) {
+        let a_id = TensorId::try_from(a).map_err(|_| Error::CapacityExceeded)?;
+        let ta = g.tensor(a_id)?;
+        if ta.is_constant() || g.is_elided(a_id)? {
             continue;
         }
-        let ta = g.tensor(a as TensorId)?;
+        let (a_life, a_root) = (g.lifetime(a_id)?, root(g, a_id)?);
         for b in (a + 1)..n {
-            if !live.owns_buffer(b) {
+            let b_id = TensorId::try_from(b).map_err(|_| Error::CapacityExceeded)?;
+            let tb = g.tensor(b_id)?;
+            if tb.is_constant() || g.is_elided(b_id)? || !a_life.overlaps(&g.lifetime(b_id)?) {
                 continue;
             }
-            let tb = g.tensor(b as TensorId)?;
-            if get(&live.lifetimes, a)?.overlaps(&get(&live.lifetimes, b)?)
+            // A reshape and its input share their bytes by design.
+            if root(g, b_id)? != a_root
                 && ranges_overlap(
                     ta.arena_offset,
                     ta.byte_len(),
@@ -296,6 +343,17 @@ fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
             }
             Ok(())
         }
+        Op::Add(a) => {
+            OpKind::Add.require_built()?;
+            let out = activation(g, a.output)?;
+            for id in [a.input1, a.input2] {
+                let t = activation(g, id)?;
+                if !broadcasts_to(&t.dims, &out.dims) {
+                    return Err(Error::InconsistentShape);
+                }
+            }
+            Ok(())
+        }
         Op::Reshape { input, output } => {
             let tin = activation(g, *input)?;
             let tout = activation(g, *output)?;
@@ -394,29 +452,13 @@ fn dims4(t: &Tensor<'_>) -> Result<[usize; 4], Error> {
     }
 }
 
-fn bit(id: TensorId) -> Result<u64, Error> {
-    bit_usize(usize::from(id))
-}
-
-fn bit_usize(i: usize) -> Result<u64, Error> {
-    u32::try_from(i)
-        .ok()
-        .and_then(|i| 1u64.checked_shl(i))
-        .filter(|_| i < MAX_TENSORS)
-        .ok_or(Error::BadTensorIndex(i.min(usize::from(u16::MAX)) as u16))
-}
-
-fn get<T: Copy>(a: &[T], i: usize) -> Result<T, Error> {
-    a.get(i).copied().ok_or(Error::CapacityExceeded)
-}
-
-fn set<T>(a: &mut [T], i: usize, v: T) -> Result<(), Error> {
-    *a.get_mut(i).ok_or(Error::CapacityExceeded)? = v;
-    Ok(())
-}
-
-fn extend_last(l: &mut [Lifetime], t: TensorId, step: u8) -> Result<(), Error> {
-    let slot = l.get_mut(usize::from(t)).ok_or(Error::CapacityExceeded)?;
-    slot.last = slot.last.max(step);
-    Ok(())
+/// True when `from` broadcasts to `to` the way TFLite's binary ops allow: dimensions aligned
+/// at the innermost end, each equal or 1 (missing outer ones count as 1).
+pub(crate) fn broadcasts_to(from: &super::Dims, to: &super::Dims) -> bool {
+    let (f, t) = (from.as_slice(), to.as_slice());
+    f.len() <= t.len()
+        && f.iter()
+            .rev()
+            .zip(t.iter().rev())
+            .all(|(&a, &b)| a == b || a == 1)
 }

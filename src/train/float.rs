@@ -13,8 +13,9 @@ use super::forward::{activation, activation_mut, op_window, run_op};
 use super::plan::{analyze, root, LayerPlan};
 use super::{Loss, TrainConfig, TrainError};
 use crate::float::Activation;
-use crate::format::{Model, Op, TensorId, MAX_OPS, MAX_TENSORS};
+use crate::format::{Model, Op, TensorId};
 use crate::overlay::Overlay;
+use crate::train::{MAX_LAYERS, MAX_SAVED};
 use crate::{Error, Shape, Window};
 
 /// The float activation a fused int8 clamp stands for: ReLU when the lower clamp sits at a
@@ -314,8 +315,8 @@ pub struct FloatTrainer<'m, 'a> {
     config: TrainConfig,
     first: usize,
     logits: TensorId,
-    layers: heapless::Vec<FloatLayer<'a>, MAX_OPS>,
-    acts: heapless::Vec<(TensorId, &'a mut [f32]), MAX_TENSORS>,
+    layers: heapless::Vec<FloatLayer<'a>, MAX_LAYERS>,
+    acts: heapless::Vec<(TensorId, &'a mut [f32]), MAX_SAVED>,
     grad_a: &'a mut [f32],
     grad_b: &'a mut [f32],
     infer: &'a mut [u8],
@@ -326,8 +327,8 @@ pub struct FloatTrainer<'m, 'a> {
 fn suffix_tensors(
     model: &Model<'_>,
     first: usize,
-) -> Result<heapless::Vec<(TensorId, usize), MAX_TENSORS>, TrainError> {
-    let mut out: heapless::Vec<(TensorId, usize), MAX_TENSORS> = heapless::Vec::new();
+) -> Result<heapless::Vec<(TensorId, usize), MAX_SAVED>, TrainError> {
+    let mut out: heapless::Vec<(TensorId, usize), MAX_SAVED> = heapless::Vec::new();
     let mut add = |id: TensorId| -> Result<(), TrainError> {
         let r = root(model, id)?;
         if out.iter().all(|(t, _)| *t != r) {
@@ -737,7 +738,7 @@ fn act_index(
 }
 
 fn two<'x>(
-    acts: &'x mut heapless::Vec<(TensorId, &mut [f32]), MAX_TENSORS>,
+    acts: &'x mut heapless::Vec<(TensorId, &mut [f32]), MAX_SAVED>,
     a: usize,
     b: usize,
 ) -> Result<(&'x [f32], &'x mut [f32]), Error> {

@@ -41,6 +41,12 @@ pub use trainer::{Constant, GuardOutcome, Trainer};
 
 use crate::Error;
 
+/// Most layers of a trainable suffix (ops from the first trained layer on): the bound of the
+/// trainer's fixed tables, which live in the caller's stack or static memory.
+pub const MAX_LAYERS: usize = 32;
+/// Most activations a trainable suffix keeps for the backward pass.
+pub const MAX_SAVED: usize = 64;
+
 /// How the int8 weights are refreshed from the master weights after an update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

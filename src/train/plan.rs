@@ -3,8 +3,9 @@
 
 use super::arena::{Bump, CARVE_ALIGN};
 use super::{TrainConfig, TrainError};
-use crate::format::{Model, Op, TensorId, MAX_OPS, MAX_TENSORS};
+use crate::format::{Model, Op, TensorId};
 use crate::kernels::SoftmaxParams;
+use crate::train::{MAX_LAYERS, MAX_SAVED};
 
 /// One layer with parameters in the trainable suffix.
 #[derive(Clone, Copy, Debug)]
@@ -23,9 +24,9 @@ pub(crate) struct LayerPlan {
 pub(crate) struct Plan {
     /// First op the backward pass reaches (a layer with parameters).
     pub first: usize,
-    pub layers: heapless::Vec<LayerPlan, MAX_OPS>,
+    pub layers: heapless::Vec<LayerPlan, MAX_LAYERS>,
     /// Activations kept for the backward pass: (root tensor, elements).
-    pub saved: heapless::Vec<(TensorId, usize), MAX_TENSORS>,
+    pub saved: heapless::Vec<(TensorId, usize), MAX_SAVED>,
     /// Elements of each of the two gradient buffers.
     pub grad_len: usize,
     /// The logits the loss reads, and the softmax that turns them into probabilities.
@@ -91,7 +92,7 @@ fn elements(model: &Model<'_>, id: TensorId) -> Result<usize, TrainError> {
 
 fn save(
     model: &Model<'_>,
-    saved: &mut heapless::Vec<(TensorId, usize), MAX_TENSORS>,
+    saved: &mut heapless::Vec<(TensorId, usize), MAX_SAVED>,
     id: TensorId,
 ) -> Result<(), TrainError> {
     let r = root(model, id)?;
@@ -164,6 +165,8 @@ pub(crate) fn analyze(model: &Model<'_>, config: &TrainConfig) -> Result<Plan, T
             return Err(TrainError::Unsupported { op: i });
         }
         match op {
+            // The backward pass follows a chain; a join of two branches is not one.
+            Op::Add(_) => return Err(TrainError::Unsupported { op: i }),
             Op::FullyConnected(_) | Op::Conv2d(_) => {
                 if i >= train_from {
                     save(model, &mut saved, op.input())?;

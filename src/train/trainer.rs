@@ -7,8 +7,9 @@ use super::fixed::{Scale, GRAD_BITS, LOSS_BITS, MASTER_BITS, MAX_BIAS_BITS};
 use super::forward::{activation, activation_mut, op_window, run_op};
 use super::plan::{analyze, arena_use, root, ArenaUse, LayerPlan, Plan};
 use super::{Loss, Rounding, TrainConfig, TrainError};
-use crate::format::{Model, ModelBuilder, Op, TensorId, MAX_OPS, MAX_TENSORS};
+use crate::format::{Model, Op, TensorId};
 use crate::overlay::Overlay;
+use crate::train::{MAX_LAYERS, MAX_SAVED};
 use crate::Error;
 
 /// Largest master weight: int8 weights saturate to ±127, and a master far beyond that would
@@ -79,8 +80,8 @@ pub struct Trainer<'m, 'a> {
     first: usize,
     logits: TensorId,
     softmax: crate::kernels::SoftmaxParams,
-    layers: heapless::Vec<Layer<'m, 'a>, MAX_OPS>,
-    saved: heapless::Vec<(TensorId, &'a mut [i8]), MAX_TENSORS>,
+    layers: heapless::Vec<Layer<'m, 'a>, MAX_LAYERS>,
+    saved: heapless::Vec<(TensorId, &'a mut [i8]), MAX_SAVED>,
     grad_a: &'a mut [i32],
     grad_b: &'a mut [i32],
     infer: &'a mut [u8],
@@ -391,7 +392,7 @@ impl<'m, 'a> Trainer<'m, 'a> {
         }
         let keep = |id: TensorId,
                     arena: &[u8],
-                    saved: &mut heapless::Vec<(TensorId, &'a mut [i8]), MAX_TENSORS>|
+                    saved: &mut heapless::Vec<(TensorId, &'a mut [i8]), MAX_SAVED>|
          -> Result<(), Error> {
             for (t, buf) in saved.iter_mut() {
                 if *t == id {
@@ -600,7 +601,9 @@ impl<'m, 'a> Trainer<'m, 'a> {
                         bw::avg_pool_backward(in_shape, &win, g, out_shape, dst)?;
                     }
                 }
-                Op::DepthwiseConv2d(_) => return Err(TrainError::Unsupported { op: i }),
+                Op::DepthwiseConv2d(_) | Op::Add(_) => {
+                    return Err(TrainError::Unsupported { op: i })
+                }
             }
             if i > self.first {
                 core::mem::swap(&mut cur, &mut other);
@@ -799,21 +802,34 @@ impl<'m, 'a> Trainer<'m, 'a> {
     }
 
     /// Writes the model with the trained constants baked in to `out`; returns its length.
-    /// The result is a normal model: same tensors, ops and plan, new weights, new CRC.
+    /// The result is a normal model: same tensors, ops and plan, new weights, new CRC (the
+    /// constants are patched in place, so no table of the model's size is needed).
     pub fn write_model(&self, out: &mut [u8]) -> Result<usize, Error> {
-        let mut builder = ModelBuilder::from_model(self.model)?;
+        let len = self.model.len();
+        let out = out
+            .get_mut(..len)
+            .ok_or(Error::BufferTooSmall { needed: len })?;
+        copy_exact(out, self.model.as_bytes())?;
         for c in self.constants() {
-            match c {
-                Constant::Int8(id, v) => builder.replace_constant(id, bytemuck::cast_slice(v))?,
-                Constant::Int32(id, v) => builder.replace_constant(id, bytemuck::cast_slice(v))?,
-            }
+            let (id, bytes): (TensorId, &[u8]) = match c {
+                Constant::Int8(id, v) => (id, bytemuck::cast_slice(v)),
+                Constant::Int32(id, v) => (id, bytemuck::cast_slice(v)),
+            };
+            let range = self.model.constant_range(id)?;
+            copy_exact(out.get_mut(range).ok_or(Error::OffsetOutOfRange)?, bytes)?;
         }
-        builder.write(out)
+        let body = len.checked_sub(4).ok_or(Error::Truncated)?;
+        let crc = crate::format::crc32::crc32(out.get(..body).ok_or(Error::Truncated)?);
+        copy_exact(
+            out.get_mut(body..).ok_or(Error::Truncated)?,
+            &crc.to_le_bytes(),
+        )?;
+        Ok(len)
     }
 
     /// Bytes [`Trainer::write_model`] writes.
     pub fn model_len(&self) -> Result<usize, Error> {
-        ModelBuilder::from_model(self.model)?.encoded_len()
+        Ok(self.model.len())
     }
 }
 
