@@ -1,0 +1,92 @@
+//! The four MLPerf Tiny int8 models, converted by fixnet, must reproduce LiteRT's
+//! reference-kernel (BUILTIN_REF) outputs byte for byte on 200 full-range random int8 inputs
+//! each (tests/fixtures/mlperf/, made by tools/scripts/make_mlperf_fixtures.py).
+
+use fixnet::Interpreter;
+use fixnet_tools::{fxn::ModelBytes, lower, npy, tflite};
+use std::path::{Path, PathBuf};
+
+fn mlperf(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mlperf").join(name)
+}
+
+fn read_npy(name: &str) -> (Vec<usize>, Vec<i8>) {
+    let bytes = std::fs::read(mlperf(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    npy::decode_i8(&bytes).unwrap_or_else(|e| panic!("{name}: {e:#}"))
+}
+
+/// Converts `STEM.tflite`, runs every row of `STEM_inputs.npy` alone and compares the outputs
+/// with `STEM_ref.npy`.
+fn check(stem: &str) {
+    let tflite = std::fs::read(mlperf(&format!("{stem}.tflite"))).unwrap();
+    let graph = tflite::import(&tflite).unwrap_or_else(|e| panic!("{stem}: import: {e:#}"));
+    let lowered = lower::lower(&graph).unwrap_or_else(|e| panic!("{stem}: lower: {e:#}"));
+    let bytes = ModelBytes::new(&lowered);
+    let model = bytes
+        .model()
+        .unwrap_or_else(|e| panic!("{stem}: load: {e:#}"));
+    let mut arena = vec![0u8; model.arena_size()];
+    let mut interp =
+        Interpreter::new(&model, &mut arena).unwrap_or_else(|e| panic!("{stem}: {e}"));
+
+    let (in_shape, inputs) = read_npy(&format!("{stem}_inputs.npy"));
+    let (ref_shape, want) = read_npy(&format!("{stem}_ref.npy"));
+    let count = in_shape[0];
+    let input_len = interp.input_mut().len();
+    let outputs = interp.output().len();
+    assert_eq!(
+        in_shape[1..].iter().product::<usize>(),
+        input_len,
+        "{stem}: input shape {in_shape:?} vs the model's {input_len} values"
+    );
+    assert_eq!(ref_shape, vec![count, outputs], "{stem}: reference shape");
+
+    let mut got = Vec::with_capacity(want.len());
+    for row in inputs.chunks_exact(input_len) {
+        interp.input_mut().copy_from_slice(row);
+        interp
+            .invoke()
+            .unwrap_or_else(|e| panic!("{stem}: input {}: {e}", got.len() / outputs));
+        got.extend_from_slice(interp.output());
+    }
+    let mismatches: Vec<usize> = (0..want.len()).filter(|&i| got[i] != want[i]).collect();
+    let rows: std::collections::BTreeSet<usize> = mismatches.iter().map(|i| i / outputs).collect();
+    println!(
+        "{stem}: compared {} bytes ({count} inputs x {outputs}) with LiteRT BUILTIN_REF: {} mismatching bytes in {} inputs",
+        want.len(),
+        mismatches.len(),
+        rows.len()
+    );
+    if let Some(&first) = mismatches.first() {
+        let row = first / outputs * outputs;
+        let shown = row..(row + outputs).min(row + 16);
+        panic!(
+            "{stem}: {} of {} bytes differ; first at input {} (got {:?}, want {:?})",
+            mismatches.len(),
+            want.len(),
+            first / outputs,
+            &got[shown.clone()],
+            &want[shown],
+        );
+    }
+}
+
+#[test]
+fn kws_ds_cnn_matches_litert_byte_for_byte() {
+    check("kws_ref_model");
+}
+
+#[test]
+fn ad01_autoencoder_matches_litert_byte_for_byte() {
+    check("ad01_int8");
+}
+
+#[test]
+fn resnet8_matches_litert_byte_for_byte() {
+    check("pretrainedResnet_quant");
+}
+
+#[test]
+fn vww_mobilenet_matches_litert_byte_for_byte() {
+    check("vww_96_int8");
+}
