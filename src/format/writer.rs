@@ -103,6 +103,82 @@ pub fn plan_arena<'a>(
     input: TensorId,
     output: TensorId,
 ) -> Result<usize, Error> {
+    set_lifetimes(tensors, ops, input, output)?;
+    check_graph(&Slices {
+        tensors,
+        ops,
+        input,
+        output,
+    })?;
+    // While planning, a buffer lives as long as any tensor using it: a reshape's output
+    // extends its input's buffer. (Only `last` changes, and `root` reads only `first`.)
+    for t in 0..tensors.len() {
+        let id = TensorId::try_from(t).map_err(|_| Error::CapacityExceeded)?;
+        let graph = Slices {
+            tensors,
+            ops,
+            input,
+            output,
+        };
+        let tensor = graph.tensor(id)?;
+        if tensor.is_constant() || tensor.elided {
+            continue;
+        }
+        let r = usize::from(root(&graph, id)?);
+        if let Some(buffer) = tensors.get_mut(r) {
+            buffer.lifetime.last = buffer.lifetime.last.max(tensor.lifetime.last);
+        }
+    }
+    let mut buffers = ArenaBuffers {
+        tensors,
+        ops,
+        input,
+        output,
+    };
+    let arena = plan(&mut buffers)?;
+    set_lifetimes(tensors, ops, input, output)?;
+    // A reshape's output takes its input's bytes.
+    for t in 0..tensors.len() {
+        let id = TensorId::try_from(t).map_err(|_| Error::CapacityExceeded)?;
+        let graph = Slices {
+            tensors,
+            ops,
+            input,
+            output,
+        };
+        let tensor = graph.tensor(id)?;
+        if tensor.is_constant() {
+            continue;
+        }
+        // An elided tensor has no bytes; its canonical offset is 0.
+        let offset = if tensor.elided {
+            0
+        } else {
+            graph.tensor(root(&graph, id)?)?.arena_offset
+        };
+        if let Some(tensor) = tensors.get_mut(t) {
+            tensor.arena_offset = offset;
+        }
+    }
+    check_plan(
+        &Slices {
+            tensors,
+            ops,
+            input,
+            output,
+        },
+        arena,
+    )?;
+    Ok(arena)
+}
+
+/// Fills in each activation's own lifetime and elision as the ops imply.
+fn set_lifetimes<'a>(
+    tensors: &mut [Tensor<'a>],
+    ops: &[Op<'a>],
+    input: TensorId,
+    output: TensorId,
+) -> Result<(), Error> {
     for t in 0..tensors.len() {
         let id = TensorId::try_from(t).map_err(|_| Error::CapacityExceeded)?;
         let is_constant = tensors.get(t).is_none_or(Tensor::is_constant);
@@ -120,50 +196,9 @@ pub fn plan_arena<'a>(
         if let Some(tensor) = tensors.get_mut(t) {
             tensor.lifetime = lifetime;
             tensor.elided = elided;
-            tensor.arena_offset = 0;
         }
     }
-    check_graph(&Slices {
-        tensors,
-        ops,
-        input,
-        output,
-    })?;
-    let mut buffers = ArenaBuffers {
-        tensors,
-        ops,
-        input,
-        output,
-    };
-    let arena = plan(&mut buffers)?;
-    // A reshape's output takes its input's bytes.
-    for t in 0..tensors.len() {
-        let id = TensorId::try_from(t).map_err(|_| Error::CapacityExceeded)?;
-        let graph = Slices {
-            tensors,
-            ops,
-            input,
-            output,
-        };
-        let tensor = graph.tensor(id)?;
-        if tensor.is_constant() || tensor.elided {
-            continue;
-        }
-        let offset = graph.tensor(root(&graph, id)?)?.arena_offset;
-        if let Some(tensor) = tensors.get_mut(t) {
-            tensor.arena_offset = offset;
-        }
-    }
-    check_plan(
-        &Slices {
-            tensors,
-            ops,
-            input,
-            output,
-        },
-        arena,
-    )?;
-    Ok(arena)
+    Ok(())
 }
 
 /// Walks the data section in blob order, handing out each constant's 8-aligned offset.

@@ -139,6 +139,16 @@ fn layer(model: &Model<'_>, op: &Op<'_>) -> Result<LayerInfo, fixnet::Error> {
                 w.dims.num_elements(),
             )
         }
+        Op::Add(a) => (
+            format!(
+                "t{} + t{}{}",
+                a.input1,
+                a.input2,
+                clamp(a.act_min, a.act_max)
+            ),
+            0,
+            0,
+        ),
         Op::Softmax(_) | Op::Reshape { .. } => (String::new(), 0, 0),
     };
     Ok(LayerInfo {

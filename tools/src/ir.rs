@@ -195,6 +195,17 @@ pub enum Layer {
         /// Output activation (same quantization).
         output: TensorId,
     },
+    /// Element-wise sum of two activations (either may broadcast along size-1 dimensions).
+    Add {
+        /// First input.
+        input1: TensorId,
+        /// Second input.
+        input2: TensorId,
+        /// Output activation.
+        output: TensorId,
+        /// Fused activation.
+        activation: Activation,
+    },
 }
 
 impl Layer {
@@ -208,16 +219,26 @@ impl Layer {
             Layer::FullyConnected(_) => "FULLY_CONNECTED",
             Layer::Softmax { .. } => "SOFTMAX",
             Layer::Reshape { .. } => "RESHAPE",
+            Layer::Add { .. } => "ADD",
         }
     }
 
-    /// The activation the layer reads.
+    /// Every activation the layer reads, in order.
+    pub fn inputs(&self) -> Vec<TensorId> {
+        match self {
+            Layer::Add { input1, input2, .. } => vec![*input1, *input2],
+            _ => vec![self.input()],
+        }
+    }
+
+    /// The (first) activation the layer reads.
     pub fn input(&self) -> TensorId {
         match self {
             Layer::Conv2d(c) | Layer::DepthwiseConv2d(c) => c.input,
             Layer::MaxPool(p) | Layer::AvgPool(p) => p.input,
             Layer::FullyConnected(f) => f.input,
             Layer::Softmax { input, .. } | Layer::Reshape { input, .. } => *input,
+            Layer::Add { input1, .. } => *input1,
         }
     }
 
@@ -227,12 +248,15 @@ impl Layer {
             Layer::Conv2d(c) | Layer::DepthwiseConv2d(c) => c.output,
             Layer::MaxPool(p) | Layer::AvgPool(p) => p.output,
             Layer::FullyConnected(f) => f.output,
-            Layer::Softmax { output, .. } | Layer::Reshape { output, .. } => *output,
+            Layer::Softmax { output, .. }
+            | Layer::Reshape { output, .. }
+            | Layer::Add { output, .. } => *output,
         }
     }
 }
 
-/// A quantized model: a chain of layers from one input tensor to one output tensor.
+/// A quantized model: a graph of layers, in execution order, from one input tensor to one
+/// output tensor; a tensor may have several readers.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Graph {
     /// Every activation tensor.
@@ -286,19 +310,22 @@ impl Graph {
         }
         self.tensor(self.input).context("model input")?;
         self.tensor(self.output).context("model output")?;
-        // fixnet runs a chain of single-input ops: every layer reads what an earlier one
-        // (or the model input) wrote, and writes a tensor nothing else writes.
+        // Every layer reads what an earlier one (or the model input) wrote, and writes a
+        // tensor nothing else writes.
         let mut written = vec![false; self.tensors.len()];
         written[self.input] = true;
         for (i, layer) in self.layers.iter().enumerate() {
             let ctx = || format!("layer {i} ({})", layer.name());
             self.validate_layer(layer).with_context(ctx)?;
-            ensure!(
-                written[layer.input()],
-                "{}: reads tensor '{}' before anything writes it",
-                ctx(),
-                self.tensors[layer.input()].name
-            );
+            for input in layer.inputs() {
+                self.tensor(input).with_context(ctx)?;
+                ensure!(
+                    written[input],
+                    "{}: reads tensor '{}' before anything writes it",
+                    ctx(),
+                    self.tensors[input].name
+                );
+            }
             ensure!(
                 !written[layer.output()],
                 "{}: writes tensor '{}' a second time",
@@ -407,6 +434,17 @@ impl Graph {
                     output.zero_point
                 );
             }
+            Layer::Add { input1, input2, .. } => {
+                for id in [*input1, *input2] {
+                    let t = self.tensor(id)?;
+                    ensure!(
+                        broadcasts_to(&t.shape, &output.shape),
+                        "input shape {:?} does not broadcast to the output shape {:?}",
+                        t.shape,
+                        output.shape
+                    );
+                }
+            }
             Layer::Reshape { .. } => {
                 ensure!(
                     input.len() == output.len(),
@@ -419,6 +457,17 @@ impl Graph {
         }
         Ok(())
     }
+}
+
+/// True when `from` broadcasts to `to` as TFLite's binary ops allow: aligned at the innermost
+/// dimension, each equal or 1.
+pub fn broadcasts_to(from: &[usize], to: &[usize]) -> bool {
+    from.len() <= to.len()
+        && from
+            .iter()
+            .rev()
+            .zip(to.iter().rev())
+            .all(|(&a, &b)| a == b || a == 1)
 }
 
 /// Product of dimensions, saturating at `usize::MAX`.

@@ -20,11 +20,10 @@ use crate::ir::{Activation, Conv, FullyConnected, Graph, Layer, Pool, TensorId, 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use fixnet::float::Activation as CoreActivation;
 use fixnet::format::{
-    ConvOp, Dims, FullyConnectedOp, Op, PoolOp, SoftmaxOp, Tensor, TensorId as CoreId,
+    AddOp, ConvOp, Dims, FullyConnectedOp, Op, PoolOp, SoftmaxOp, Tensor, TensorId as CoreId,
 };
-use fixnet::kernels::SoftmaxParams;
+use fixnet::kernels::{AddParams, SoftmaxParams};
 use fixnet::quant;
-use fixnet::ModelBuilder;
 
 /// TFLite's int8 softmax works on input differences with 5 integer bits
 /// (`kScaledDiffIntegerBits`).
@@ -85,12 +84,8 @@ pub fn fully_connected_requant(
 /// The int8 clamp range of a fused activation on an output with this quantization
 /// (TFLite's `CalculateActivationRangeQuantized`).
 pub fn activation_range(activation: Activation, output: &TensorInfo) -> Result<(i8, i8)> {
-    let a = match activation {
-        Activation::None => CoreActivation::None,
-        Activation::Relu => CoreActivation::Relu,
-        Activation::Relu6 => CoreActivation::Relu6,
-    };
-    let (lo, hi) = quant::activation_range_i8(a, output.scale, output.zero_point);
+    let (lo, hi) =
+        quant::activation_range_i8(core_activation(activation), output.scale, output.zero_point);
     ensure!(
         lo <= hi,
         "fused {} on output scale {} zero point {} leaves no int8 value",
@@ -126,6 +121,7 @@ struct Owned {
     filter_scales: Vec<f32>,
     double_scales: Vec<f64>,
     softmax: Option<SoftmaxParams>,
+    add: Option<AddParams>,
 }
 
 /// Convert-time rewrites [`lower_with`] may apply.
@@ -161,7 +157,7 @@ fn fusable(graph: &Graph, i: usize) -> bool {
     let readers = graph
         .layers
         .iter()
-        .filter(|l| l.input() == c.output)
+        .filter(|l| l.inputs().contains(&c.output))
         .count();
     let taps: usize = c.filter.shape.iter().skip(1).product();
     let channels = c.filter.shape.first().copied().unwrap_or(0);
@@ -185,22 +181,15 @@ pub fn lower_with(graph: &Graph, options: &LowerOptions) -> Result<Vec<u8>> {
         })
         .collect::<Result<Vec<_>>>()?;
 
-    let mut b = ModelBuilder::new();
+    let mut b = Parts::default();
     let mut ids: Vec<Option<CoreId>> = vec![None; graph.tensors.len()];
-    let mut activation = |b: &mut ModelBuilder<'_>, id: TensorId| -> Result<CoreId> {
+    let mut activation = |b: &mut Parts<'_>, id: TensorId| -> Result<CoreId> {
         if let Some(core) = ids[id] {
             return Ok(core);
         }
         let t = graph.tensor(id)?;
         let dims = dims(&t.shape).with_context(|| format!("tensor '{}'", t.name))?;
-        let core = b
-            .add_tensor(Tensor::activation(dims, t.scale, t.zero_point))
-            .map_err(|e| {
-                anyhow!(
-                    "{e} (fixnet supports at most {} tensors)",
-                    fixnet::format::MAX_TENSORS
-                )
-            })?;
+        let core = b.add_tensor(Tensor::activation(dims, t.scale, t.zero_point))?;
         ids[id] = Some(core);
         Ok(core)
     };
@@ -208,6 +197,10 @@ pub fn lower_with(graph: &Graph, options: &LowerOptions) -> Result<Vec<u8>> {
     for (i, (layer, own)) in graph.layers.iter().zip(&owned).enumerate() {
         let ctx = || format!("layer {i} ({})", layer.name());
         let x = activation(&mut b, layer.input()).with_context(ctx)?;
+        let x2 = match layer {
+            Layer::Add { input2, .. } => Some(activation(&mut b, *input2).with_context(ctx)?),
+            _ => None,
+        };
         let y = activation(&mut b, layer.output()).with_context(ctx)?;
         let op = match layer {
             Layer::Conv2d(c) | Layer::DepthwiseConv2d(c) => {
@@ -293,26 +286,54 @@ pub fn lower_with(graph: &Graph, options: &LowerOptions) -> Result<Vec<u8>> {
                 input: x,
                 output: y,
             },
+            Layer::Add { .. } => {
+                let p = own.add.context("add parameters missing")?;
+                let narrow = |v: i32| i8::try_from(v).context("add shift out of range");
+                Op::Add(AddOp {
+                    input1: x,
+                    input2: x2.context("add has no second input")?,
+                    output: y,
+                    act_min: p.act_min,
+                    act_max: p.act_max,
+                    left_shift: u8::try_from(p.left_shift).context("add left shift")?,
+                    input1_multiplier: p.input1_multiplier,
+                    input1_shift: narrow(p.input1_shift)?,
+                    input2_multiplier: p.input2_multiplier,
+                    input2_shift: narrow(p.input2_shift)?,
+                    output_multiplier: p.output_multiplier,
+                    output_shift: narrow(p.output_shift)?,
+                })
+            }
         };
-        b.add_op(op).map_err(|e| {
-            anyhow!(
-                "{}: {e} (fixnet supports at most {} ops)",
-                ctx(),
-                fixnet::format::MAX_OPS
-            )
-        })?;
+        b.ops.push(op);
     }
     let output = ids[graph.output].context("the model output is not written by any layer")?;
-    b.set_io(input, output);
-    let len = b
-        .encoded_len()
+    let len = fixnet::format::encoded_len(&b.tensors, &b.ops)
         .map_err(|e| anyhow!("laying out the model: {e}"))?;
     let mut out = vec![0u8; len];
-    let n = b
-        .write(&mut out)
+    let n = fixnet::format::write_model(&mut b.tensors, &b.ops, input, output, &mut out)
         .map_err(|e| anyhow!("writing the model: {e}"))?;
     out.truncate(n);
     Ok(out)
+}
+
+/// The model's tensors and ops as lowering adds them (as many as the model has: the format
+/// counts them in 16 bits).
+#[derive(Default)]
+struct Parts<'a> {
+    tensors: Vec<Tensor<'a>>,
+    ops: Vec<Op<'a>>,
+}
+
+impl<'a> Parts<'a> {
+    fn add_tensor(&mut self, tensor: Tensor<'a>) -> Result<CoreId> {
+        let id = CoreId::try_from(self.tensors.len())
+            .ok()
+            .filter(|&id| id != fixnet::format::NO_TENSOR)
+            .context("the model has more than 65,534 tensors")?;
+        self.tensors.push(tensor);
+        Ok(id)
+    }
 }
 
 /// Computes what TFLite's Prepare would for one layer.
@@ -333,6 +354,7 @@ fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
                 filter_scales: broadcast(&filter.scales, channels),
                 double_scales: Vec::new(),
                 softmax: None,
+                add: None,
             }
         }
         Layer::MaxPool(Pool { activation, .. }) | Layer::AvgPool(Pool { activation, .. }) => {
@@ -366,6 +388,7 @@ fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
                     })
                     .collect(),
                 softmax: None,
+                add: None,
             }
         }
         Layer::Softmax { beta, .. } => Owned {
@@ -373,14 +396,41 @@ fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
             ..Owned::default()
         },
         Layer::Reshape { .. } => Owned::default(),
+        Layer::Add {
+            input1,
+            input2,
+            activation,
+            ..
+        } => {
+            let (a, b) = (graph.tensor(*input1)?, graph.tensor(*input2)?);
+            let params = AddParams::new(
+                (a.scale, a.zero_point),
+                (b.scale, b.zero_point),
+                (output.scale, output.zero_point),
+                core_activation(*activation),
+            )
+            .map_err(|e| anyhow!("add quantization: {e}"))?;
+            Owned {
+                add: Some(params),
+                ..Owned::default()
+            }
+        }
     })
+}
+
+fn core_activation(a: Activation) -> CoreActivation {
+    match a {
+        Activation::None => CoreActivation::None,
+        Activation::Relu => CoreActivation::Relu,
+        Activation::Relu6 => CoreActivation::Relu6,
+    }
 }
 
 /// Refuses, with a clear message, the quantization parameters the core would reject when
 /// loading the lowered model (finding F1: a denormal filter scale used to pass here and be
 /// refused only by the core as "inconsistent quantization parameters").
 fn check_quantization(graph: &Graph, layer: &Layer, owned: Owned) -> Result<Owned> {
-    for id in [layer.input(), layer.output()] {
+    for id in layer.inputs().into_iter().chain([layer.output()]) {
         let t = graph.tensor(id)?;
         ensure!(
             t.scale.is_finite() && t.scale > 0.0,
@@ -449,7 +499,7 @@ fn conv_axis(layer: &Layer) -> u8 {
 }
 
 fn add_weights<'a>(
-    b: &mut ModelBuilder<'a>,
+    b: &mut Parts<'a>,
     shape: &[usize],
     data: &'a [i8],
     scales: &'a [f32],
@@ -457,15 +507,11 @@ fn add_weights<'a>(
     bias: &'a [i32],
     input_scale: f32,
 ) -> Result<(CoreId, CoreId)> {
-    let filter = b
-        .add_tensor(Tensor::weights(dims(shape)?, data, scales, axis))
-        .map_err(|e| anyhow!("adding weights: {e}"))?;
+    let filter = b.add_tensor(Tensor::weights(dims(shape)?, data, scales, axis))?;
     // The bias scale is informational in fixnet (the kernels use the multipliers); record
     // the first channel's, as TFLite's bias tensors carry input_scale · filter_scale.
     let bias_scale = input_scale * scales.first().copied().unwrap_or(0.0);
-    let bias = b
-        .add_tensor(Tensor::bias(dims(&[bias.len()])?, bias, bias_scale))
-        .map_err(|e| anyhow!("adding bias: {e}"))?;
+    let bias = b.add_tensor(Tensor::bias(dims(&[bias.len()])?, bias, bias_scale))?;
     Ok((filter, bias))
 }
 

@@ -7,7 +7,9 @@ use fixnet_tools::{fxn::ModelBytes, lower, npy, tflite};
 use std::path::{Path, PathBuf};
 
 fn mlperf(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mlperf").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/mlperf")
+        .join(name)
 }
 
 fn read_npy(name: &str) -> (Vec<usize>, Vec<i8>) {
@@ -26,8 +28,7 @@ fn check(stem: &str) {
         .model()
         .unwrap_or_else(|e| panic!("{stem}: load: {e:#}"));
     let mut arena = vec![0u8; model.arena_size()];
-    let mut interp =
-        Interpreter::new(&model, &mut arena).unwrap_or_else(|e| panic!("{stem}: {e}"));
+    let mut interp = Interpreter::new(&model, &mut arena).unwrap_or_else(|e| panic!("{stem}: {e}"));
 
     let (in_shape, inputs) = read_npy(&format!("{stem}_inputs.npy"));
     let (ref_shape, want) = read_npy(&format!("{stem}_ref.npy"));

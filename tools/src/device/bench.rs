@@ -192,6 +192,7 @@ pub fn op_features(model: &Model<'_>) -> Result<Vec<&'static str>> {
             OpKind::AvgPool => "op-avg-pool",
             OpKind::FullyConnected => "op-fully-connected",
             OpKind::Softmax => "op-softmax",
+            OpKind::Add => "op-add",
             OpKind::Reshape => continue,
         };
         if !features.contains(&feature) {

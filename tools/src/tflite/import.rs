@@ -3,9 +3,9 @@
 use super::fold::{self, Folded};
 use super::opcodes as op;
 use super::schema::{
-    self, tensor_type, Buffer, Conv2DOptions, DepthwiseConv2DOptions, FullyConnectedOptions,
-    Operator, PackOptions, Pool2DOptions, ReshapeOptions, SoftmaxOptions, StridedSliceOptions,
-    TensorDef,
+    self, tensor_type, AddOptions, Buffer, Conv2DOptions, DepthwiseConv2DOptions,
+    FullyConnectedOptions, Operator, PackOptions, Pool2DOptions, ReshapeOptions, SoftmaxOptions,
+    StridedSliceOptions, TensorDef,
 };
 use crate::ir::{self, Activation, Conv, Graph, Layer, Padding, TensorId, TensorInfo, Weights};
 use anyhow::{anyhow, bail, ensure, Context, Result};
@@ -419,6 +419,16 @@ impl<'a> Importer<'a> {
                 };
                 self.graph.layers.push(Layer::FullyConnected(fc));
             }
+            op::ADD => {
+                let opts: AddOptions = o.options().context("missing AddOptions")?;
+                let layer = Layer::Add {
+                    input1: self.activation(input(0)?)?,
+                    input2: self.activation(input(1)?)?,
+                    output: self.activation(out)?,
+                    activation: activation(opts.activation())?,
+                };
+                self.graph.layers.push(layer);
+            }
             op::SOFTMAX => {
                 let opts: SoftmaxOptions = o.options().context("missing SoftmaxOptions")?;
                 let layer = Layer::Softmax {
@@ -483,7 +493,7 @@ impl<'a> Importer<'a> {
                 "the model converts between float and int8; only full-integer models (int8 input and output) are supported"
             ),
             _ => bail!(
-                "unsupported operator; fixnet supports CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D, AVERAGE_POOL_2D, FULLY_CONNECTED, SOFTMAX and RESHAPE"
+                "unsupported operator; fixnet supports CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D, AVERAGE_POOL_2D, FULLY_CONNECTED, SOFTMAX, RESHAPE and ADD"
             ),
         }
         Ok(())

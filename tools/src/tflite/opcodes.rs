@@ -1,5 +1,7 @@
 //! TFLite builtin operator codes (`BuiltinOperator` in schema.fbs).
 
+/// `ADD`.
+pub const ADD: i32 = 0;
 /// `AVERAGE_POOL_2D`.
 pub const AVERAGE_POOL_2D: i32 = 1;
 /// `CONV_2D`.

@@ -230,6 +230,7 @@ fn verify_options(tag: u8, v: &mut Verifier, pos: usize) -> Result<(), InvalidFl
         Pool2DOptions::UNION_TYPE => table::<Pool2DOptions>(v, pos),
         FullyConnectedOptions::UNION_TYPE => table::<FullyConnectedOptions>(v, pos),
         SoftmaxOptions::UNION_TYPE => table::<SoftmaxOptions>(v, pos),
+        AddOptions::UNION_TYPE => table::<AddOptions>(v, pos),
         ReshapeOptions::UNION_TYPE => table::<ReshapeOptions>(v, pos),
         StridedSliceOptions::UNION_TYPE => table::<StridedSliceOptions>(v, pos),
         PackOptions::UNION_TYPE => table::<PackOptions>(v, pos),
@@ -321,6 +322,16 @@ options!(FullyConnectedOptions, 8);
 impl FullyConnectedOptions<'_> {
     scalar!(activation, 0, i8, 0);
     scalar!(weights_format, 1, i8, 0);
+}
+
+// table AddOptions { fused_activation_function:byte; pot_scale_int16:bool = true; }
+table!(AddOptions, |tv| tv
+    .visit_field::<i8>("fused_activation_function", slot(0), false)?
+    .visit_field::<bool>("pot_scale_int16", slot(1), false)?);
+options!(AddOptions, 11);
+
+impl AddOptions<'_> {
+    scalar!(activation, 0, i8, 0);
 }
 
 // table SoftmaxOptions { beta:float; }
