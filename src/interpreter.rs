@@ -307,11 +307,8 @@ struct OpArena<'x> {
 impl<'x> OpArena<'x> {
     fn split(arena: &'x mut [u8], output: &Tensor<'_>) -> Result<Self, Error> {
         let o = arena_range(output)?;
-        if o.end > arena.len() {
-            return Err(Error::BadPlan);
-        }
-        let (below, rest) = arena.split_at_mut(o.start);
-        let (out, above) = rest.split_at_mut(o.end - o.start);
+        let (below, rest) = arena.split_at_mut_checked(o.start).ok_or(Error::BadPlan)?;
+        let (out, above) = rest.split_at_mut_checked(o.len()).ok_or(Error::BadPlan)?;
         Ok(OpArena {
             below,
             output: bytemuck::cast_slice_mut(out),

@@ -287,6 +287,12 @@ fn train_more(model: &Model<'_>, pixels: &[u8], arena: &mut [u8], from: usize, l
         if let Ok(n) = trainer.write_model(&mut out[..n]) {
             sink(n as u32);
         }
+        // The model writer and planner themselves: the parsed model written again.
+        if let Ok(builder) = fixnet::ModelBuilder::from_model(model) {
+            if let Ok(n) = builder.write(&mut out[..n]) {
+                sink(n as u32);
+            }
+        }
     }
     // Constants saved earlier (flash) restored into the trainer.
     // SAFETY: single-threaded; nothing borrows this static mutably while this runs.
