@@ -2,7 +2,7 @@
 //! hand-computed results.
 
 use fixnet::float::{self, Activation};
-use fixnet::Error;
+use fixnet::{Error, Shape};
 
 #[test]
 fn add_same_shape_and_broadcast_with_activations() {
@@ -29,6 +29,21 @@ fn add_same_shape_and_broadcast_with_activations() {
     assert_eq!(out, [11.5, 18.0, 10.25, 27.0]);
     assert_eq!(
         float::add(&a, &b[..3], Activation::None, &mut out),
+        Err(Error::ShapeMismatch)
+    );
+}
+
+#[test]
+fn mean_over_height_and_width() {
+    // 2×3×2: channel 0 holds 1..=6 (mean 3.5), channel 1 holds −1, −2, …, −6 (mean −3.5).
+    let input = [
+        1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 4.0, -4.0, 5.0, -5.0, 6.0, -6.0,
+    ];
+    let mut out = [0f32; 2];
+    float::mean_hw(&input, Shape::new(2, 3, 2), &mut out).unwrap();
+    assert_eq!(out, [3.5, -3.5]);
+    assert_eq!(
+        float::mean_hw(&input, Shape::new(3, 3, 2), &mut out),
         Err(Error::ShapeMismatch)
     );
 }

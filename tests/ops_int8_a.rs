@@ -2,8 +2,8 @@
 //! expected value is derived in the comments from TFLite's formulas.
 
 use fixnet::float::Activation;
-use fixnet::kernels::{self, AddParams};
-use fixnet::Error;
+use fixnet::kernels::{self, AddParams, MeanParams};
+use fixnet::{Error, Shape};
 
 // ---------------------------------------------------------------- add
 
@@ -192,5 +192,91 @@ fn add_rejects_bad_shapes_and_quantization() {
     assert_eq!(
         kernels::add(&[0], &[0], &q, &mut out[..1]),
         Err(Error::InvalidParameter)
+    );
+}
+
+// ---------------------------------------------------------------- mean
+
+#[test]
+fn mean_params_fold_the_count_into_the_multiplier() {
+    // s_in = s_out: QuantizeMultiplier(1.0) = (2^30, 1). n = 4: k = floor(log2 4) = 2,
+    // m' = 2^30 · 4 / 4 = 2^30, e' = 1 − 2 = −1 (i.e. ×1/4 with a Q31 0.5).
+    let p = MeanParams::new((0.1, 3), (0.1, -2), 4).unwrap();
+    assert_eq!((p.multiplier, p.shift, p.count), (1 << 30, -1, 4));
+    // n = 3: k = 1, m' = floor(2^31 / 3) = 715827882, e' = 0.
+    let p = MeanParams::new((0.1, 3), (0.1, -2), 3).unwrap();
+    assert_eq!((p.multiplier, p.shift), (715_827_882, 0));
+    // s_in / s_out = 2 = (2^30, 2); n = 4: m' = 2^30, e' = 0.
+    let p = MeanParams::new((0.5, 0), (0.25, 0), 4).unwrap();
+    assert_eq!((p.multiplier, p.shift), (1 << 30, 0));
+    // n = 1: k = 0, the multiplier is unchanged.
+    let p = MeanParams::new((0.5, 0), (0.25, 0), 1).unwrap();
+    assert_eq!((p.multiplier, p.shift), (1 << 30, 2));
+}
+
+#[test]
+fn mean_rounds_twice_like_tflite() {
+    // Equal scales, zero points 0, 2×2 pixels, one channel each: out = MBQM(sum, 2^30, −1),
+    // i.e. SRDHM(sum, 2^30) = sum/2 rounded (ties toward +∞), then a rounding halving (ties
+    // away from zero).
+    //   sum  6 → 3 → 1.5 → 2     (mean 1.5)
+    //   sum  5 → 2.5 → 3 → 1.5 → 2   (mean 1.25: the double rounding gives 2, not 1)
+    //   sum −5 → −2.5 → −2 → −1 (mean −1.25)
+    //   sum −6 → −3 → −1.5 → −2 (mean −1.5)
+    let p = MeanParams::new((1.0, 0), (1.0, 0), 4).unwrap();
+    for (pixels, want) in [
+        ([1, 2, 1, 2], 2),
+        ([1, 2, 1, 1], 2),
+        ([-1, -2, -1, -1], -1),
+        ([-1, -2, -1, -2], -2),
+    ] {
+        let mut out = [0i8; 1];
+        kernels::mean_hw(&pixels, Shape::new(2, 2, 1), &p, &mut out).unwrap();
+        assert_eq!(out[0], want, "{pixels:?}");
+    }
+}
+
+#[test]
+fn mean_channels_zero_points_and_scales() {
+    // 2×2×2 input, channel 0 = [10, 12, 14, 16], channel 1 = [−128; 4]; zp_in = 10,
+    // s_in / s_out = 2 (m' = 2^30, e' = 0: out = SRDHM(x, 2^30) = x/2 rounded), zp_out = −5.
+    //   c0: sum 52 − 10·4 = 12 → 6 → 1     (mean 3 in input steps = 6 output steps)
+    //   c1: sum −512 − 40 = −552 → −276 → −281 → clamped to −128
+    let p = MeanParams::new((0.5, 10), (0.25, -5), 4).unwrap();
+    let input = [10, -128, 12, -128, 14, -128, 16, -128];
+    let mut out = [0i8; 2];
+    kernels::mean_hw(&input, Shape::new(2, 2, 2), &p, &mut out).unwrap();
+    assert_eq!(out, [1, -128]);
+}
+
+#[test]
+fn mean_rejects_bad_arguments() {
+    let p = MeanParams::new((1.0, 0), (1.0, 0), 4).unwrap();
+    let mut out = [0i8; 2];
+    // Count 4 against a 1×2 input.
+    assert_eq!(
+        kernels::mean_hw(&[0; 4], Shape::new(1, 2, 2), &p, &mut out),
+        Err(Error::InvalidParameter)
+    );
+    // Output not one value per channel; input not its shape.
+    assert_eq!(
+        kernels::mean_hw(&[0; 4], Shape::new(2, 2, 1), &p, &mut out),
+        Err(Error::ShapeMismatch)
+    );
+    assert_eq!(
+        kernels::mean_hw(&[0; 7], Shape::new(2, 2, 2), &p, &mut out),
+        Err(Error::ShapeMismatch)
+    );
+    assert_eq!(
+        MeanParams::new((1.0, 0), (1.0, 0), 0),
+        Err(Error::InvalidParameter)
+    );
+    assert_eq!(
+        MeanParams::new((1.0, 0), (-1.0, 0), 4),
+        Err(Error::BadQuantization)
+    );
+    assert_eq!(
+        MeanParams::new((1.0, -129), (1.0, 0), 4),
+        Err(Error::BadQuantization)
     );
 }

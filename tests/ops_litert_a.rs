@@ -5,7 +5,8 @@
 
 use fixnet::float::Activation;
 use fixnet::kernels::broadcast::{extend_to_4d, Dims4};
-use fixnet::kernels::{self, AddParams};
+use fixnet::kernels::{self, AddParams, MeanParams};
+use fixnet::Shape;
 
 const FIXTURES: &str = include_str!("fixtures/ops/ops_a.txt");
 
@@ -159,4 +160,30 @@ fn add_matches_litert() {
         }
     }
     assert!(cases.len() >= 20 && broadcast >= 9, "{} cases", cases.len());
+}
+
+#[test]
+fn mean_matches_litert() {
+    let cases = cases("MEAN");
+    let (mut same_quant, mut kept, mut flat) = (0, 0, 0);
+    for c in &cases {
+        let (x, axes, out) = (&c.inputs[0], &c.inputs[1], c.output());
+        assert_eq!(axes.ints, [1, 2], "{}", c.name);
+        let [n, h, w, ch] = x.dims4();
+        assert_eq!(n, 1);
+        let params = MeanParams::new(x.quant(), out.quant(), h * w).unwrap();
+        let mut got = vec![0i8; ch];
+        kernels::mean_hw(&x.i8s(), Shape::new(h, w, ch), &params, &mut got).unwrap();
+        assert_eq!(got, out.i8s(), "{}", c.name);
+        same_quant += usize::from(x.quant() == out.quant());
+        if c.opt("keep_dims") == "1" {
+            kept += 1;
+        } else {
+            flat += 1;
+        }
+    }
+    assert!(
+        same_quant >= 12 && kept >= 20 && flat >= 20,
+        "{same_quant} {kept} {flat}"
+    );
 }

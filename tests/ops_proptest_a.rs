@@ -3,8 +3,9 @@
 //! rounding rules restated in closed form), and against the real-valued result.
 
 use fixnet::float::Activation;
-use fixnet::kernels::{self, AddParams};
+use fixnet::kernels::{self, AddParams, MeanParams};
 use fixnet::quant::quantize_multiplier;
+use fixnet::Shape;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -127,6 +128,52 @@ proptest! {
                         k += 1;
                     }
                 }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ mean
+
+/// LiteRT's int8 mean restated: the multiplier of `s_in / s_out`, re-adapted by `1/n` with
+/// `k = min(floor(log2 n), 32, 31 + e)` bits of extra precision, applied to the centred sum.
+fn model_mean(values: &[i8], q_in: (f32, i32), q_out: (f32, i32)) -> i8 {
+    let n = values.len() as i64;
+    let (m, e) = quantize_multiplier(f64::from(q_in.0) / f64::from(q_out.0));
+    let mut log2 = 0;
+    while (2i64 << log2) <= n {
+        log2 += 1;
+    }
+    let k = log2.min(32).min(31 + e);
+    let m2 = (i128::from(m) * (1i128 << k) / i128::from(n)) as i64;
+    let sum: i64 = values
+        .iter()
+        .map(|&v| i64::from(v) - i64::from(q_in.1))
+        .sum();
+    let v = model_rdbpot(model_srdhm(sum << (e - k).max(0), m2), k - e) + i64::from(q_out.1);
+    v.clamp(-128, 127) as i8
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn mean_matches_model(
+        (h, w, c, input) in (1usize..=9, 1usize..=9, 1usize..=5)
+            .prop_flat_map(|(h, w, c)| (Just(h), Just(w), Just(c), vec(any::<i8>(), h * w * c))),
+        q_in in quant(), q_out in quant(),
+    ) {
+        let p = MeanParams::new(q_in, q_out, h * w).unwrap();
+        let mut got = vec![0i8; c];
+        kernels::mean_hw(&input, Shape::new(h, w, c), &p, &mut got).unwrap();
+        for (ch, &out) in got.iter().enumerate() {
+            let values: Vec<i8> = input.iter().skip(ch).step_by(c).copied().collect();
+            prop_assert_eq!(out, model_mean(&values, q_in, q_out), "channel {}", ch);
+            let mean = values.iter().map(|&v| f64::from(v) - f64::from(q_in.1)).sum::<f64>()
+                / values.len() as f64;
+            let ideal = mean * f64::from(q_in.0) / f64::from(q_out.0) + f64::from(q_out.1);
+            if ideal > -128.0 && ideal < 127.0 {
+                prop_assert!((f64::from(out) - ideal).abs() <= 1.0, "{} vs {}", out, ideal);
             }
         }
     }

@@ -7,6 +7,7 @@ pub mod add;
 pub mod conv2d;
 pub mod depthwise_conv2d;
 pub mod fully_connected;
+pub mod mean;
 pub mod pooling;
 pub mod softmax;
 
@@ -14,6 +15,7 @@ pub use add::{add, broadcast_add};
 pub use conv2d::conv2d;
 pub use depthwise_conv2d::depthwise_conv2d;
 pub use fully_connected::fully_connected;
+pub use mean::mean_hw;
 pub use pooling::{avg_pool, max_pool};
 pub use softmax::softmax;
 

@@ -17,6 +17,7 @@ pub mod f64_rescale;
 pub mod fast;
 pub mod fixedpoint;
 pub mod fully_connected;
+pub mod mean;
 pub mod pooling;
 pub mod softmax;
 
@@ -24,6 +25,7 @@ pub use add::{add, broadcast_add, AddParams};
 pub use conv2d::conv2d;
 pub use depthwise_conv2d::depthwise_conv2d;
 pub use fully_connected::{fully_connected, fully_connected_float_requant};
+pub use mean::{mean_hw, MeanParams};
 pub use pooling::{avg_pool, max_pool};
 pub use softmax::{softmax, SoftmaxParams, MAX_SOFTMAX_DEPTH};
 
