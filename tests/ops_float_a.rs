@@ -47,3 +47,29 @@ fn mean_over_height_and_width() {
         Err(Error::ShapeMismatch)
     );
 }
+
+#[test]
+fn pad_and_concatenation_move_floats() {
+    // 1×1×2×1 [1.5, −2] padded by one column each side: [0, 1.5, −2, 0].
+    let mut out = [9f32; 4];
+    float::pad(
+        &[1.5, -2.0],
+        &[1, 1, 2, 1],
+        &[[0, 0], [0, 0], [1, 1], [0, 0]],
+        &mut out,
+        &[1, 1, 4, 1],
+    )
+    .unwrap();
+    assert_eq!(out, [0.0, 1.5, -2.0, 0.0]);
+    // Pixels with channels [1, 2] and [10, 20], each gaining a third channel from [3, 30].
+    let mut out = [0f32; 6];
+    float::concatenation(
+        &[&[1.0, 2.0, 10.0, 20.0], &[3.0, 30.0]],
+        &[[1, 1, 2, 2], [1, 1, 2, 1]],
+        3,
+        &mut out,
+        &[1, 1, 2, 3],
+    )
+    .unwrap();
+    assert_eq!(out, [1.0, 2.0, 3.0, 10.0, 20.0, 30.0]);
+}

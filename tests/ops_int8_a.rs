@@ -2,7 +2,7 @@
 //! expected value is derived in the comments from TFLite's formulas.
 
 use fixnet::float::Activation;
-use fixnet::kernels::{self, AddParams, MeanParams};
+use fixnet::kernels::{self, AddParams, MeanParams, RequantizeParams};
 use fixnet::{Error, Shape};
 
 // ---------------------------------------------------------------- add
@@ -279,4 +279,216 @@ fn mean_rejects_bad_arguments() {
         MeanParams::new((1.0, -129), (1.0, 0), 4),
         Err(Error::BadQuantization)
     );
+}
+
+// ---------------------------------------------------------------- pad
+
+#[test]
+fn pad_fills_the_border_with_the_pad_value() {
+    // 1×2×2×1 [[1, 2], [3, 4]] padded by one row above, one column left and right, with the
+    // output zero point −7: a 1×3×4×1 output
+    //   −7 −7 −7 −7
+    //   −7  1  2 −7
+    //   −7  3  4 −7
+    let paddings = [[0, 0], [1, 0], [1, 1], [0, 0]];
+    assert_eq!(
+        kernels::padded_dims(&[1, 2, 2, 1], &paddings),
+        Some([1, 3, 4, 1])
+    );
+    let mut out = [0i8; 12];
+    kernels::pad(
+        &[1, 2, 3, 4],
+        &[1, 2, 2, 1],
+        &paddings,
+        -7,
+        &mut out,
+        &[1, 3, 4, 1],
+    )
+    .unwrap();
+    assert_eq!(out, [-7, -7, -7, -7, -7, 1, 2, -7, -7, 3, 4, -7]);
+}
+
+#[test]
+fn pad_channels_and_batch() {
+    // 1×1×1×2 [5, 6] padded by one channel before and after and one batch after:
+    // batch 0 = [0, 5, 6, 0], batch 1 = all padding.
+    let paddings = [[0, 1], [0, 0], [0, 0], [1, 1]];
+    let mut out = [9i8; 8];
+    kernels::pad(
+        &[5, 6],
+        &[1, 1, 1, 2],
+        &paddings,
+        0,
+        &mut out,
+        &[2, 1, 1, 4],
+    )
+    .unwrap();
+    assert_eq!(out, [0, 5, 6, 0, 0, 0, 0, 0]);
+    // Wrong output shape, wrong input length.
+    assert_eq!(
+        kernels::pad(
+            &[5, 6],
+            &[1, 1, 1, 2],
+            &paddings,
+            0,
+            &mut out,
+            &[1, 2, 1, 4]
+        ),
+        Err(Error::ShapeMismatch)
+    );
+    assert_eq!(
+        kernels::pad(&[5], &[1, 1, 1, 2], &paddings, 0, &mut out, &[2, 1, 1, 4]),
+        Err(Error::ShapeMismatch)
+    );
+}
+
+// ---------------------------------------------------------------- concatenation
+
+#[test]
+fn concatenation_along_each_axis() {
+    // a = 1×2×1×2 [[a0 a1], [a2 a3]] (rows of one pixel), b = 1×2×1×1 [[b0], [b1]].
+    // Along channels (axis 3): each pixel's channels of a, then of b: a0 a1 b0 a2 a3 b1.
+    let (a, b) = ([1i8, 2, 3, 4], [-1i8, -2]);
+    let mut out = [0i8; 6];
+    kernels::concatenation(
+        &[&a, &b],
+        &[[1, 2, 1, 2], [1, 2, 1, 1]],
+        3,
+        &mut out,
+        &[1, 2, 1, 3],
+    )
+    .unwrap();
+    assert_eq!(out, [1, 2, -1, 3, 4, -2]);
+    // Along height (axis 1) with c = 1×1×1×2 [c0 c1]: all of a, then c.
+    let c = [7i8, 8];
+    kernels::concatenation(
+        &[&a, &c],
+        &[[1, 2, 1, 2], [1, 1, 1, 2]],
+        1,
+        &mut out,
+        &[1, 3, 1, 2],
+    )
+    .unwrap();
+    assert_eq!(out, [1, 2, 3, 4, 7, 8]);
+    // Along width (axis 2) of a 1×2×1×2 and a 1×2×2×2: per row, a's pixel then d's two.
+    let d = [10i8, 11, 12, 13, 14, 15, 16, 17];
+    let mut out = [0i8; 12];
+    kernels::concatenation(
+        &[&a, &d],
+        &[[1, 2, 1, 2], [1, 2, 2, 2]],
+        2,
+        &mut out,
+        &[1, 2, 3, 2],
+    )
+    .unwrap();
+    assert_eq!(out, [1, 2, 10, 11, 12, 13, 3, 4, 14, 15, 16, 17]);
+}
+
+#[test]
+fn concatenation_rejects_mismatches_and_rescaling() {
+    let mut out = [0i8; 6];
+    // Heights 2 and 1 differ off the concatenation axis.
+    let r = kernels::concatenation(
+        &[&[0i8; 4][..], &[0; 2]],
+        &[[1, 2, 1, 2], [1, 1, 1, 2]],
+        3,
+        &mut out,
+        &[1, 2, 1, 3],
+    );
+    assert_eq!(r, Err(Error::ShapeMismatch));
+    // Extents along the axis (2 + 1) against an output of 4 channels.
+    let mut out8 = [0i8; 8];
+    let r = kernels::concatenation(
+        &[&[0i8; 4][..], &[0; 2]],
+        &[[1, 2, 1, 2], [1, 2, 1, 1]],
+        3,
+        &mut out8,
+        &[1, 2, 1, 4],
+    );
+    assert_eq!(r, Err(Error::ShapeMismatch));
+    let r = kernels::concatenation::<i8>(&[], &[], 3, &mut out, &[1, 2, 1, 3]);
+    assert_eq!(r, Err(Error::InvalidParameter));
+    let r = kernels::concatenation(
+        &[&[0i8; 6][..]],
+        &[[1, 2, 1, 3]],
+        4,
+        &mut out,
+        &[1, 2, 1, 3],
+    );
+    assert_eq!(r, Err(Error::InvalidParameter));
+    // LiteRT's int8 Prepare: every input quantized exactly like the output.
+    assert_eq!(
+        kernels::check_concatenation_quantization(&[(0.5, 3), (0.5, 3)], (0.5, 3)),
+        Ok(())
+    );
+    assert_eq!(
+        kernels::check_concatenation_quantization(&[(0.5, 3), (0.5, 4)], (0.5, 3)),
+        Err(Error::BadQuantization)
+    );
+    assert_eq!(
+        kernels::check_concatenation_quantization(&[(0.25, 3)], (0.5, 3)),
+        Err(Error::BadQuantization)
+    );
+}
+
+// ---------------------------------------------------------------- quantize / dequantize
+
+#[test]
+fn quantize_rounds_half_away_and_clamps() {
+    // scale 0.5, zp −10: x / 0.5 = 2x, exactly representable here.
+    //   0.25 → 0.5 → 1 → −9;  −0.25 → −0.5 → −1 → −11;  0.74 → 1.48 → 1 → −9
+    //   100 → 200 → 190 → 127;  −100 → −200 → −210 → −128;  NaN → 0 → −10
+    let mut out = [0i8; 6];
+    kernels::quantize(
+        &[0.25, -0.25, 0.74, 100.0, -100.0, f32::NAN],
+        0.5,
+        -10,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out, [-9, -11, -9, 127, -128, -10]);
+    assert_eq!(
+        kernels::quantize(&[0.0], 0.0, 0, &mut out[..1]),
+        Err(Error::BadQuantization)
+    );
+    assert_eq!(
+        kernels::quantize(&[0.0], 1.0, 0, &mut out),
+        Err(Error::ShapeMismatch)
+    );
+}
+
+#[test]
+fn quantize_divides_in_f32() {
+    // A value half a step from a rounding boundary, 0.25 at scale 0.1 (zero point 0):
+    //   f32: 0.25 / 0.100000001490116 = 2.4999999627… rounds to the f32 2.5 → 3
+    //   f64: 2.4999999627470975 → 2
+    // LiteRT's QUANTIZE gives the f32 answer (the near-half fixtures of ops_litert_a).
+    let mut out = [0i8; 1];
+    kernels::quantize(&[0.25], 0.1, 0, &mut out).unwrap();
+    assert_eq!(out, [3]);
+}
+
+#[test]
+fn dequantize_is_scale_times_offset_value() {
+    // scale 0.25, zp 4: (q − 4) / 4.
+    let mut out = [0f32; 4];
+    kernels::dequantize(&[4, 5, 0, -128], 0.25, 4, &mut out).unwrap();
+    assert_eq!(out, [0.0, 0.25, -1.0, -33.0]);
+}
+
+#[test]
+fn requantize_rescales_between_zero_points() {
+    // s_in / s_out = 0.5 = (2^30, 0): out = SRDHM(q − zp_in, 2^30) + zp_out = (q − zp_in)/2
+    // rounded with ties toward +∞, plus zp_out.
+    //   zp_in 1, zp_out −3:  q 5 → 4 → 2 → −1;  q 4 → 3 → 1.5 → 2 → −1;  q −2 → −3 → −1.5 → −1 → −4
+    //   q −128 → −129 → −64.5 → −64 → −67;  q 127 → 126 → 63 → 60
+    let p = RequantizeParams::new((0.5, 1), (1.0, -3)).unwrap();
+    assert_eq!((p.multiplier, p.shift), (1 << 30, 0));
+    let mut out = [0i8; 5];
+    kernels::requantize(&[5, 4, -2, -128, 127], &p, &mut out).unwrap();
+    assert_eq!(out, [-1, -1, -4, -67, 60]);
+    // s_in / s_out = 4 = (2^30, 3): a gain of 4 saturates: (127 − 0)·4 → 127.
+    let p = RequantizeParams::new((1.0, 0), (0.25, 0)).unwrap();
+    kernels::requantize(&[1, -1, 40, -40, 127], &p, &mut out).unwrap();
+    assert_eq!(out, [4, -4, 127, -128, 127]);
 }

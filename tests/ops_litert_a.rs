@@ -5,7 +5,7 @@
 
 use fixnet::float::Activation;
 use fixnet::kernels::broadcast::{extend_to_4d, Dims4};
-use fixnet::kernels::{self, AddParams, MeanParams};
+use fixnet::kernels::{self, AddParams, MeanParams, RequantizeParams};
 use fixnet::Shape;
 
 const FIXTURES: &str = include_str!("fixtures/ops/ops_a.txt");
@@ -186,4 +186,77 @@ fn mean_matches_litert() {
         same_quant >= 12 && kept >= 20 && flat >= 20,
         "{same_quant} {kept} {flat}"
     );
+}
+
+#[test]
+fn pad_matches_litert() {
+    let cases = cases("PAD");
+    for c in &cases {
+        let (x, pads, out) = (&c.inputs[0], &c.inputs[1], c.output());
+        assert_eq!(x.quant(), out.quant(), "{}", c.name);
+        let rank = x.dims.len();
+        let mut paddings = [[0usize; 2]; 4];
+        for (row, pair) in paddings[4 - rank..].iter_mut().zip(pads.ints.chunks(2)) {
+            *row = [pair[0] as usize, pair[1] as usize];
+        }
+        let mut got = vec![0i8; out.ints.len()];
+        let zp = i8::try_from(out.zero_point).unwrap();
+        kernels::pad(&x.i8s(), &x.dims4(), &paddings, zp, &mut got, &out.dims4()).unwrap();
+        assert_eq!(got, out.i8s(), "{}", c.name);
+    }
+    assert!(cases.len() >= 15);
+}
+
+#[test]
+fn concatenation_matches_litert() {
+    let cases = cases("CONCATENATION");
+    for c in &cases {
+        assert_eq!(c.opt("activation"), "NONE");
+        let out = c.output();
+        let rank = out.dims.len() as i64;
+        let axis: i64 = c.opt("axis").parse().unwrap();
+        let axis = (if axis < 0 { axis + rank } else { axis } + 4 - rank) as usize;
+        let quants: Vec<_> = c.inputs.iter().map(Tensor::quant).collect();
+        kernels::check_concatenation_quantization(&quants, out.quant()).unwrap();
+        let data: Vec<Vec<i8>> = c.inputs.iter().map(Tensor::i8s).collect();
+        let refs: Vec<&[i8]> = data.iter().map(Vec::as_slice).collect();
+        let dims: Vec<Dims4> = c.inputs.iter().map(Tensor::dims4).collect();
+        let mut got = vec![0i8; out.ints.len()];
+        kernels::concatenation(&refs, &dims, axis, &mut got, &out.dims4()).unwrap();
+        assert_eq!(got, out.i8s(), "{}", c.name);
+    }
+    assert!(cases.len() >= 15);
+}
+
+#[test]
+fn quantize_matches_litert() {
+    let cases = cases("QUANTIZE");
+    let (mut from_float, mut requant) = (0, 0);
+    for c in &cases {
+        let (x, out) = (&c.inputs[0], c.output());
+        let mut got = vec![0i8; out.ints.len()];
+        if x.dtype == "f32" {
+            kernels::quantize(&x.floats, out.scale, out.zero_point, &mut got).unwrap();
+            from_float += 1;
+        } else {
+            let p = RequantizeParams::new(x.quant(), out.quant()).unwrap();
+            kernels::requantize(&x.i8s(), &p, &mut got).unwrap();
+            requant += 1;
+        }
+        assert_eq!(got, out.i8s(), "{}", c.name);
+    }
+    assert!(from_float >= 15 && requant >= 6, "{from_float} {requant}");
+}
+
+#[test]
+fn dequantize_matches_litert() {
+    let cases = cases("DEQUANTIZE");
+    for c in &cases {
+        let (x, out) = (&c.inputs[0], c.output());
+        let mut got = vec![0f32; out.floats.len()];
+        kernels::dequantize(&x.i8s(), x.scale, x.zero_point, &mut got).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&out.floats), "{}", c.name);
+    }
+    assert!(cases.len() >= 15);
 }

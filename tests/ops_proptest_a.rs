@@ -3,8 +3,8 @@
 //! rounding rules restated in closed form), and against the real-valued result.
 
 use fixnet::float::Activation;
-use fixnet::kernels::{self, AddParams, MeanParams};
-use fixnet::quant::quantize_multiplier;
+use fixnet::kernels::{self, AddParams, MeanParams, RequantizeParams};
+use fixnet::quant::{quantize_f32, quantize_multiplier};
 use fixnet::Shape;
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -175,6 +175,150 @@ proptest! {
             if ideal > -128.0 && ideal < 127.0 {
                 prop_assert!((f64::from(out) - ideal).abs() <= 1.0, "{} vs {}", out, ideal);
             }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ pad
+
+fn dims4(max: usize) -> impl Strategy<Value = [usize; 4]> {
+    (1usize..=2, 1..=max, 1..=max, 1..=max).prop_map(|(n, h, w, c)| [n, h, w, c])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn pad_matches_model(
+        (dims, input) in dims4(4).prop_flat_map(|d| (Just(d), fill(d))),
+        pads in vec((0usize..3, 0usize..3), 4),
+        value in any::<i8>(),
+    ) {
+        let mut paddings = [[0usize; 2]; 4];
+        for (p, &(a, b)) in paddings.iter_mut().zip(&pads) {
+            *p = [a, b];
+        }
+        let out_dims = kernels::padded_dims(&dims, &paddings).unwrap();
+        let mut got = vec![0i8; out_dims.iter().product()];
+        kernels::pad(&input, &dims, &paddings, value, &mut got, &out_dims).unwrap();
+        // Naive: every output coordinate either maps back into the input or is padding.
+        let mut k = 0;
+        for n in 0..out_dims[0] {
+            for h in 0..out_dims[1] {
+                for w in 0..out_dims[2] {
+                    for c in 0..out_dims[3] {
+                        let at = [n, h, w, c];
+                        let inside: Option<Vec<usize>> = (0..4)
+                            .map(|a| at[a].checked_sub(paddings[a][0]).filter(|&i| i < dims[a]))
+                            .collect();
+                        let want = match inside {
+                            Some(i) => input[((i[0] * dims[1] + i[1]) * dims[2] + i[2]) * dims[3] + i[3]],
+                            None => value,
+                        };
+                        prop_assert_eq!(got[k], want, "at {:?}", at);
+                        k += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn concatenation_matches_model(
+        base in dims4(3),
+        axis in 0usize..4,
+        extents in vec(1usize..=3, 1..=4),
+        seed in any::<u64>(),
+    ) {
+        let dims: Vec<[usize; 4]> = extents
+            .iter()
+            .map(|&e| {
+                let mut d = base;
+                d[axis] = e;
+                d
+            })
+            .collect();
+        let mut s = seed;
+        let data: Vec<Vec<i8>> = dims
+            .iter()
+            .map(|d| {
+                (0..d.iter().product::<usize>())
+                    .map(|_| {
+                        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        (s >> 56) as i8
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut out_dims = base;
+        out_dims[axis] = extents.iter().sum();
+        let refs: Vec<&[i8]> = data.iter().map(Vec::as_slice).collect();
+        let mut got = vec![0i8; out_dims.iter().product()];
+        kernels::concatenation(&refs, &dims, axis, &mut got, &out_dims).unwrap();
+        // Naive: the output coordinate along `axis` picks the input and its own coordinate.
+        let mut k = 0;
+        for n in 0..out_dims[0] {
+            for h in 0..out_dims[1] {
+                for w in 0..out_dims[2] {
+                    for c in 0..out_dims[3] {
+                        let mut at = [n, h, w, c];
+                        let mut input = 0;
+                        while at[axis] >= dims[input][axis] {
+                            at[axis] -= dims[input][axis];
+                            input += 1;
+                        }
+                        let d = dims[input];
+                        let want = data[input][((at[0] * d[1] + at[1]) * d[2] + at[2]) * d[3] + at[3]];
+                        prop_assert_eq!(got[k], want);
+                        k += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ quantize / dequantize
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn requantize_matches_model(values in vec(any::<i8>(), 1..40), q_in in quant(), q_out in quant()) {
+        let p = RequantizeParams::new(q_in, q_out).unwrap();
+        let mut got = vec![0i8; values.len()];
+        kernels::requantize(&values, &p, &mut got).unwrap();
+        for (&q, &out) in values.iter().zip(&got) {
+            let centred = i64::from(q) - i64::from(q_in.1);
+            let want = (model_rescale(centred, f64::from(q_in.0) / f64::from(q_out.0))
+                + i64::from(q_out.1))
+            .clamp(-128, 127) as i8;
+            prop_assert_eq!(out, want);
+            let ideal = centred as f64 * f64::from(q_in.0) / f64::from(q_out.0) + f64::from(q_out.1);
+            if ideal > -128.0 && ideal < 127.0 {
+                prop_assert!((f64::from(out) - ideal).abs() <= 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn quantize_and_dequantize_round_trip(values in vec(any::<i8>(), 1..40), q in quant(), x in -300f32..300.0) {
+        // Every int8 value survives dequantize → quantize.
+        let mut real = vec![0f32; values.len()];
+        kernels::dequantize(&values, q.0, q.1, &mut real).unwrap();
+        let mut back = vec![0i8; values.len()];
+        kernels::quantize(&real, q.0, q.1, &mut back).unwrap();
+        prop_assert_eq!(&back, &values);
+        for (&v, &r) in values.iter().zip(&real) {
+            prop_assert_eq!(r, (i32::from(v) - q.1) as f32 * q.0);
+        }
+        // A real value lands within half a step (plus float error) unless clamped.
+        let mut one = [0i8; 1];
+        kernels::quantize(&[x], q.0, q.1, &mut one).unwrap();
+        prop_assert_eq!(one[0], quantize_f32(x, q.0, q.1));
+        let ideal = f64::from(x) / f64::from(q.0) + f64::from(q.1);
+        if ideal > -128.0 && ideal < 127.0 {
+            prop_assert!((f64::from(one[0]) - ideal).abs() <= 0.5 + 1e-5);
         }
     }
 }

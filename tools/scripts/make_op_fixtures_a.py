@@ -130,7 +130,7 @@ def run_cases(name, buf, ranges, seed, lines, counts, extra=None):
     rng = np.random.default_rng(seed + 1000)
     samples = [random_inputs(itp, ranges, rng) for _ in range(SAMPLES)]
     if extra is not None:
-        samples += extra(itp, rng)
+        samples += extra(itp, rng, buf)
     for sample, xs in enumerate(samples):
         for d, x in zip(itp.get_input_details(), xs):
             itp.set_tensor(d["index"], x)
@@ -179,6 +179,32 @@ def rescale_first_input(buf):
     return repack(m)
 
 
+# ----------------------------------------------------------------------------- QUANTIZE search
+def near_half_steps(itp, rng, buf, count=2):
+    """Float inputs at (k + 1/2) steps of the scale of the QUANTIZE that reads them, and one
+    float32 step either side: where rounding the quotient in float32 or in float64 can
+    differ."""
+    dets = {d["index"]: d for d in itp.get_tensor_details()}
+    quant_of = {}
+    for op, ins, outs, _ in op_list(buf):
+        if op == "QUANTIZE":
+            q = dets[outs[0]]["quantization_parameters"]
+            quant_of[ins[0]] = (np.float32(q["scales"][0]), int(q["zero_points"][0]))
+    samples = []
+    for _ in range(count):
+        xs = []
+        for d in itp.get_input_details():
+            scale, zp = quant_of[d["index"]]
+            k = rng.integers(-128 - zp, 128 - zp, d["shape"]).astype(np.float64)
+            x = ((k + 0.5) * np.float64(scale)).astype(np.float32)
+            nudge = rng.integers(-1, 2, d["shape"])
+            x = np.where(nudge > 0, np.nextafter(x, np.float32(np.inf)),
+                         np.where(nudge < 0, np.nextafter(x, np.float32(-np.inf)), x))
+            xs.append(x.astype(np.float32))
+        samples.append(xs)
+    return samples
+
+
 # ----------------------------------------------------------------------------- MEAN search
 # Two formulas fit LiteRT's int8 MEAN on random inputs almost always: the multiplier of
 # QuantizedMeanOrSum, QuantizeMultiplier(s_in/s_out) re-adapted by 1/n in integers (what
@@ -213,7 +239,7 @@ def _mean_formulas(s_in, z_in, s_out, z_out, n, sums):
     return a, b
 
 
-def mean_disagreements(itp, rng, want=3, tries=4000):
+def mean_disagreements(itp, rng, buf, want=3, tries=4000):
     d, o = itp.get_input_details()[0], itp.get_output_details()[0]
     if d["dtype"] != np.int8:
         return []
@@ -298,9 +324,12 @@ def models():
               [spec(1, 2, 2, 3), spec(1, 2, 2, 2)], [(-6, 6), (-0.2, 0.3)], True))
     # ---- QUANTIZE (float input) and DEQUANTIZE (float output)
     m.append(("float_io_add", tf.function(lambda a, b: a + b),
-              [spec(1, 4, 4, 3), spec(1, 4, 4, 3)], [(-1, 1), (-4, 3)], False))
+              [spec(1, 4, 4, 3), spec(1, 4, 4, 3)], [(-1, 1), (-4, 3)], False,
+              {"extra": near_half_steps}))
     m.append(("float_io_mean", tf.function(lambda x: tf.reduce_mean(x, [1, 2])),
-              [spec(1, 6, 6, 5)], [(-10, 0.5)], False))
+              [spec(1, 6, 6, 5)], [(-10, 0.5)], False, {"extra": near_half_steps}))
+    m.append(("float_io_pad", tf.function(lambda x: tf.pad(x, [[0, 0], [1, 1], [0, 0], [2, 0]])),
+              [spec(1, 3, 3, 7)], [(-0.3, 0.1)], False, {"extra": near_half_steps}))
     return m
 
 
