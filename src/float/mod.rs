@@ -3,15 +3,23 @@
 //! Used by tests (as the mathematical reference), by training, and on FPU targets. Exact math
 //! comes from `libm`; with the `micromath` feature, `exp` uses a fast approximation instead.
 
+pub mod add;
+pub mod concatenation;
 pub mod conv2d;
 pub mod depthwise_conv2d;
 pub mod fully_connected;
+pub mod mean;
+pub mod pad;
 pub mod pooling;
 pub mod softmax;
 
+pub use add::{add, broadcast_add};
+pub use concatenation::concatenation;
 pub use conv2d::conv2d;
 pub use depthwise_conv2d::depthwise_conv2d;
 pub use fully_connected::fully_connected;
+pub use mean::mean_hw;
+pub use pad::pad;
 pub use pooling::{avg_pool, max_pool};
 pub use softmax::softmax;
 

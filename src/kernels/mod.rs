@@ -11,20 +11,28 @@
 
 pub mod add;
 pub mod broadcast;
+pub mod concatenation;
 pub mod conv2d;
 pub mod depthwise_conv2d;
 pub mod f64_rescale;
 pub mod fast;
 pub mod fixedpoint;
 pub mod fully_connected;
+pub mod mean;
+pub mod pad;
 pub mod pooling;
+pub mod quantize;
 pub mod softmax;
 
 pub use add::{add, broadcast_add, AddParams};
+pub use concatenation::{check_concatenation_quantization, concatenation};
 pub use conv2d::conv2d;
 pub use depthwise_conv2d::depthwise_conv2d;
 pub use fully_connected::{fully_connected, fully_connected_float_requant};
+pub use mean::{mean_hw, MeanParams};
+pub use pad::{pad, padded_dims, Paddings4};
 pub use pooling::{avg_pool, max_pool};
+pub use quantize::{dequantize, quantize, requantize, RequantizeParams};
 pub use softmax::{softmax, SoftmaxParams, MAX_SOFTMAX_DEPTH};
 
 /// How an int32 accumulator becomes an int8 output, per output channel.
