@@ -3,12 +3,14 @@
 //! Used by tests (as the mathematical reference), by training, and on FPU targets. Exact math
 //! comes from `libm`; with the `micromath` feature, `exp` uses a fast approximation instead.
 
+pub mod activations;
 pub mod conv2d;
 pub mod depthwise_conv2d;
 pub mod fully_connected;
 pub mod pooling;
 pub mod softmax;
 
+pub use activations::{hard_swish, leaky_relu, logistic, relu_x, tanh};
 pub use conv2d::conv2d;
 pub use depthwise_conv2d::depthwise_conv2d;
 pub use fully_connected::fully_connected;

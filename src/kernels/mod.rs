@@ -15,12 +15,15 @@ pub mod f64_rescale;
 pub mod fast;
 pub mod fixedpoint;
 pub mod fully_connected;
+pub mod glibc_f32;
+pub mod lut;
 pub mod pooling;
 pub mod softmax;
 
 pub use conv2d::conv2d;
 pub use depthwise_conv2d::depthwise_conv2d;
 pub use fully_connected::{fully_connected, fully_connected_float_requant};
+pub use lut::{lookup, Lut};
 pub use pooling::{avg_pool, max_pool};
 pub use softmax::{softmax, SoftmaxParams, MAX_SOFTMAX_DEPTH};
 
