@@ -125,3 +125,106 @@ fn float_logistic_and_tanh_twins() {
     }
     assert_eq!(float::logistic(&x, &mut yl[..3]), Err(Error::ShapeMismatch));
 }
+
+// ---------------------------------------------------------------------------- HARD_SWISH
+
+#[test]
+fn hard_swish_worked_example() {
+    // Input and output scale 3/64, zero points 0. hires scale = 3/8192; the relu-ish
+    // multiplier (3/8192)/(3/32768) = 4 = 0.5·2^3 → (16384, 3); the output multiplier
+    // (3/8192)/(3/64) = 1/128 = 0.5·2^−6 → (16384, −6).
+    //   q = 32 (x = 1.5): hires 4096; output pre-shift srdhm(4096, 0.5) = 2048; relu-ish
+    //     4096·4 = 16384 (x/3 = 0.5 on ±1) → (16384 + 32768)/2 = 24576 (0.75);
+    //     24576·2048/32768 = 1536 → 1536/64 = 24 (1.5·0.75 = 1.125 = 24·3/64).
+    //   q = −32 (x = −1.5): pre-shift −2048, relu-ish −16384 → 8192 (0.25);
+    //     8192·−2048/32768 = −512 → −8 (−0.375).
+    //   q = 64 (x = 3): relu-ish saturates at 32767; pre-shift 4096 → 32767·4096/32768 =
+    //     4095 (truncated) → 4095/64 = 63.98 → 64 (= x).
+    //   q = 100 (x = 4.6875): 6400 → 6399 → 99.98 → 100 (= x); q = −64 (x = −3) → 0.
+    let p = kernels::HardSwishParams::new(3.0 / 64.0, 0, 3.0 / 64.0, 0).unwrap();
+    assert_eq!(
+        (
+            p.reluish_multiplier_fixedpoint_int16,
+            p.reluish_multiplier_exponent
+        ),
+        (16384, 3)
+    );
+    assert_eq!(
+        (
+            p.output_multiplier_fixedpoint_int16,
+            p.output_multiplier_exponent
+        ),
+        (16384, -6)
+    );
+    let input = [0, 64, -64, 32, -32, 100];
+    let mut out = [0i8; 6];
+    kernels::hard_swish(&input, &p, &mut out).unwrap();
+    assert_eq!(out, [0, 64, 0, 24, -8, 100]);
+    // The output zero point is added last.
+    let p = kernels::HardSwishParams::new(3.0 / 64.0, 0, 3.0 / 64.0, -5).unwrap();
+    kernels::hard_swish(&input, &p, &mut out).unwrap();
+    assert_eq!(out, [-5, 59, -5, 19, -13, 95]);
+}
+
+#[test]
+fn hard_swish_rejects_bad_parameters() {
+    let new = kernels::HardSwishParams::new;
+    assert_eq!(new(0.0, 0, 0.1, 0), Err(Error::BadQuantization));
+    assert_eq!(new(0.1, 0, f32::NAN, 0), Err(Error::BadQuantization));
+    assert_eq!(new(0.1, 128, 0.1, 0), Err(Error::BadQuantization));
+    assert_eq!(new(0.1, 0, 0.1, -129), Err(Error::BadQuantization));
+    // Output multiplier (s/128)/out ≥ 1: TFLite refuses it.
+    assert_eq!(new(1.0, 0, 1.0 / 256.0, 0), Err(Error::BadQuantization));
+    let p = new(0.1, 0, 0.1, 0).unwrap();
+    assert_eq!(
+        kernels::hard_swish(&[0; 2], &p, &mut [0; 1]),
+        Err(Error::ShapeMismatch)
+    );
+}
+
+fn hard_swish_f64(x: f64) -> f64 {
+    x * (x + 3.0).clamp(0.0, 6.0) / 6.0
+}
+
+proptest! {
+    /// Against the real function in f64: the 16-bit pipeline stays within one output step
+    /// (plus the relu-ish factor's 2^−15 resolution, negligible at int8) of the exact value.
+    #[test]
+    fn hard_swish_is_within_one_step_of_exact(
+        in_scale_exp in -9.0f64..1.0,
+        out_ratio in 0.2f64..3.0,
+        in_zp in -128i32..=127,
+        out_zp in -128i32..=127,
+    ) {
+        let si = libm::exp2(in_scale_exp) as f32;
+        // Output range covers the input's positive range (as calibration makes it).
+        let so = (f64::from(si) * out_ratio) as f32;
+        let p = kernels::HardSwishParams::new(si, in_zp, so, out_zp).unwrap();
+        for q in all_i8() {
+            let x = f64::from(si) * f64::from(i32::from(q) - in_zp);
+            let want = (libm::round(hard_swish_f64(x) / f64::from(so)) + f64::from(out_zp))
+                .clamp(-128.0, 127.0);
+            let got = f64::from(p.apply(q));
+            prop_assert!((got - want).abs() <= 1.0, "q={} got {} want {}", q, got, want);
+        }
+    }
+}
+
+#[test]
+fn float_hard_swish_twin() {
+    let (si, zi, so, zo) = (0.06f32, 10, 0.04f32, -90);
+    let input = all_i8();
+    let x: Vec<f32> = input.iter().map(|&q| dequantize_i8(q, si, zi)).collect();
+    let mut y = vec![0f32; 256];
+    float::hard_swish(&x, &mut y).unwrap();
+    let p = kernels::HardSwishParams::new(si, zi, so, zo).unwrap();
+    for (i, &q) in input.iter().enumerate() {
+        assert!((f64::from(y[i]) - hard_swish_f64(f64::from(x[i]))).abs() < 1e-5);
+        let d = i32::from(p.apply(q)) - i32::from(quantize_f32(y[i], so, zo));
+        assert!(d.abs() <= 1, "q={q}");
+    }
+    assert_eq!(
+        float::hard_swish(&x, &mut y[..1]),
+        Err(Error::ShapeMismatch)
+    );
+}

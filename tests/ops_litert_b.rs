@@ -131,3 +131,18 @@ fn glibc_f32_replicas_match_glibc() {
         "{counts:?}"
     );
 }
+
+#[test]
+fn hard_swish_matches_litert() {
+    let n = check_unary("hard_swish.txt", |case, input, output| {
+        let params = kernels::HardSwishParams::new(
+            case.f32("input_scale"),
+            case.i32("input_zp"),
+            case.f32("output_scale"),
+            case.i32("output_zp"),
+        )
+        .unwrap();
+        kernels::hard_swish(input, &params, output).unwrap();
+    });
+    assert!(n >= 10);
+}

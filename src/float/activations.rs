@@ -1,5 +1,5 @@
 //! float32 element-wise activations, the twins of the int8 LOGISTIC, TANH, HARD_SWISH,
-//! LEAKY_RELU and RELU-family kernels (LOGISTIC and TANH: [`crate::kernels::lut`]).
+//! LEAKY_RELU and RELU-family kernels ([`crate::kernels::lut`], [`crate::kernels::hard_swish`]).
 //!
 //! Each follows TFLite's float reference kernel. All take an input and an output slice of the
 //! same length and fail with [`Error::ShapeMismatch`] otherwise.

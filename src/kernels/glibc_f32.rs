@@ -146,8 +146,8 @@ mod tests {
         assert!(expf(f32::NAN).is_nan());
         assert_eq!(expf(89.0), f32::INFINITY);
         assert_eq!(expf(-104.0), 0.0);
-        // Within an ulp of the f64 value everywhere else.
-        let mut x = -103.0f32;
+        // Within an ulp of the f64 value wherever the result is a normal f32.
+        let mut x = -87.0f32;
         while x < 88.7 {
             let want = libm::exp(f64::from(x));
             let got = f64::from(expf(x));
