@@ -3,6 +3,7 @@
 //! Used by tests (as the mathematical reference), by training, and on FPU targets. Exact math
 //! comes from `libm`; with the `micromath` feature, `exp` uses a fast approximation instead.
 
+pub mod activations;
 pub mod add;
 pub mod concatenation;
 pub mod conv2d;
@@ -13,6 +14,7 @@ pub mod pad;
 pub mod pooling;
 pub mod softmax;
 
+pub use activations::{hard_swish, leaky_relu, logistic, relu_x, tanh};
 pub use add::{add, broadcast_add};
 pub use concatenation::concatenation;
 pub use conv2d::conv2d;

@@ -1,0 +1,230 @@
+//! The activation and MUL kernels (LOGISTIC, TANH, HARD_SWISH, MUL, LEAKY_RELU, RELU/RELU6)
+//! against hand-worked examples, independent straightforward models (proptests) and their
+//! float twins. Bit-exactness with LiteRT itself is `tests/ops_litert_b.rs`.
+
+use fixnet::float;
+use fixnet::kernels::{self, Lut};
+use fixnet::quant::{dequantize_i8, quantize_f32};
+use fixnet::Error;
+use proptest::prelude::*;
+
+/// Every int8 value, in order.
+fn all_i8() -> Vec<i8> {
+    (i8::MIN..=i8::MAX).collect()
+}
+
+// ---------------------------------------------------------------------------- LUT ops
+
+#[test]
+fn logistic_worked_example() {
+    // Input scale 1/16, zero point 0; output scale 1/256, zero point −128.
+    //   q = 0    → x = 0     → σ = 0.5        → 128.0 → 0
+    //   q = 16   → x = 1     → σ = 0.7310586  → 187.15 → 187 → 59
+    //   q = −16  → x = −1    → σ = 0.2689414  → 68.85 → 69 → −59
+    //   q = 127  → x = 7.9375 → σ = 0.999643  → 255.91 → 256 → 128 → clamped 127
+    //   q = −128 → x = −8    → σ = 0.000335   → 0.086 → 0 → −128
+    let lut = Lut::logistic(1.0 / 16.0, 0, 1.0 / 256.0, -128).unwrap();
+    let input = [0, 16, -16, 127, -128];
+    let mut out = [0i8; 5];
+    kernels::lookup(&input, &lut, &mut out).unwrap();
+    assert_eq!(out, [0, 59, -59, 127, -128]);
+    // A non-zero input zero point shifts the curve: q = 10 is x = 0 for zero point 10.
+    let lut = Lut::logistic(1.0 / 16.0, 10, 1.0 / 256.0, -128).unwrap();
+    assert_eq!(lut.get(10), 0);
+    assert_eq!(lut.get(26), 59);
+}
+
+#[test]
+fn tanh_worked_example() {
+    // Input scale 1/32, zero point 0; output scale 1/128, zero point 0.
+    //   q = 32   → tanh(1) = 0.7615942   → 97.48 → 97
+    //   q = −32  → −97 (odd function)
+    //   q = 127  → tanh(3.96875) = 0.99928 → 127.91 → 128 → clamped 127
+    //   q = −128 → tanh(−4) = −0.99933    → −127.91 → −128
+    let lut = Lut::tanh(1.0 / 32.0, 0, 1.0 / 128.0, 0).unwrap();
+    let input = [0, 32, -32, 127, -128];
+    let mut out = [0i8; 5];
+    kernels::lookup(&input, &lut, &mut out).unwrap();
+    assert_eq!(out, [0, 97, -97, 127, -128]);
+}
+
+#[test]
+fn lut_order_is_litert_order() {
+    // Entry i is the output for input (i as u8) as i8: 0..=127 then −128..=−1.
+    let lut = Lut::from_fn(1.0, 0, 1.0, 0, |x| x).unwrap();
+    let e = lut.entries();
+    assert_eq!((e[0], e[127], e[128], e[255]), (0, 127, -128, -1));
+    assert_eq!(Lut::from_entries(*e), lut);
+}
+
+#[test]
+fn lut_rejects_bad_scales_and_lengths() {
+    assert_eq!(
+        Lut::logistic(0.1, 0, 1.0 / 128.0, -128),
+        Err(Error::BadQuantization)
+    );
+    for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+        assert_eq!(
+            Lut::tanh(bad, 0, 1.0 / 128.0, 0),
+            Err(Error::BadQuantization)
+        );
+        assert_eq!(Lut::tanh(0.1, 0, bad, 0), Err(Error::BadQuantization));
+    }
+    let lut = Lut::tanh(0.1, 0, 1.0 / 128.0, 0).unwrap();
+    assert_eq!(
+        kernels::lookup(&[1, 2], &lut, &mut [0; 3]),
+        Err(Error::ShapeMismatch)
+    );
+}
+
+proptest! {
+    /// Against the real function: every table entry is the correctly rounded quantized value
+    /// of the f64 function, up to one step where f32 rounding lands on the other side of a
+    /// half (never more), and both tables are monotone.
+    #[test]
+    fn lut_entries_are_the_quantized_function(
+        scale_exp in -10.0f64..1.5,
+        zp in -128i32..=127,
+    ) {
+        let s = libm::exp2(scale_exp) as f32;
+        let logistic = Lut::logistic(s, zp, 1.0 / 256.0, -128).unwrap();
+        let tanh = Lut::tanh(s, zp, 1.0 / 128.0, 0).unwrap();
+        for q in all_i8() {
+            let x = f64::from(s) * f64::from(i32::from(q) - zp);
+            let want_l = (libm::round(256.0 / (1.0 + libm::exp(-x))) - 128.0).clamp(-128.0, 127.0);
+            let want_t = libm::round(128.0 * libm::tanh(x)).clamp(-128.0, 127.0);
+            prop_assert!((f64::from(logistic.get(q)) - want_l).abs() <= 1.0, "σ q={}", q);
+            prop_assert!((f64::from(tanh.get(q)) - want_t).abs() <= 1.0, "tanh q={}", q);
+            if q > i8::MIN {
+                prop_assert!(logistic.get(q) >= logistic.get(q - 1));
+                prop_assert!(tanh.get(q) >= tanh.get(q - 1));
+            }
+        }
+    }
+}
+
+#[test]
+fn float_logistic_and_tanh_twins() {
+    // The int8 kernels are the float functions quantized: within one output step of them.
+    let (si, zi) = (0.05f32, -3);
+    let input = all_i8();
+    let x: Vec<f32> = input.iter().map(|&q| dequantize_i8(q, si, zi)).collect();
+    let mut yl = vec![0f32; 256];
+    let mut yt = vec![0f32; 256];
+    float::logistic(&x, &mut yl).unwrap();
+    float::tanh(&x, &mut yt).unwrap();
+    let ll = Lut::logistic(si, zi, 1.0 / 256.0, -128).unwrap();
+    let lt = Lut::tanh(si, zi, 1.0 / 128.0, 0).unwrap();
+    for (i, &q) in input.iter().enumerate() {
+        let (fl, ft) = (f64::from(yl[i]), f64::from(yt[i]));
+        assert!((fl - 1.0 / (1.0 + libm::exp(-f64::from(x[i])))).abs() < 1e-6);
+        assert!((ft - libm::tanh(f64::from(x[i]))).abs() < 1e-6);
+        let dl = i32::from(ll.get(q)) - i32::from(quantize_f32(yl[i], 1.0 / 256.0, -128));
+        let dt = i32::from(lt.get(q)) - i32::from(quantize_f32(yt[i], 1.0 / 128.0, 0));
+        assert!(dl.abs() <= 1 && dt.abs() <= 1, "q={q}");
+    }
+    assert_eq!(float::logistic(&x, &mut yl[..3]), Err(Error::ShapeMismatch));
+}
+
+// ---------------------------------------------------------------------------- HARD_SWISH
+
+#[test]
+fn hard_swish_worked_example() {
+    // Input and output scale 3/64, zero points 0. hires scale = 3/8192; the relu-ish
+    // multiplier (3/8192)/(3/32768) = 4 = 0.5·2^3 → (16384, 3); the output multiplier
+    // (3/8192)/(3/64) = 1/128 = 0.5·2^−6 → (16384, −6).
+    //   q = 32 (x = 1.5): hires 4096; output pre-shift srdhm(4096, 0.5) = 2048; relu-ish
+    //     4096·4 = 16384 (x/3 = 0.5 on ±1) → (16384 + 32768)/2 = 24576 (0.75);
+    //     24576·2048/32768 = 1536 → 1536/64 = 24 (1.5·0.75 = 1.125 = 24·3/64).
+    //   q = −32 (x = −1.5): pre-shift −2048, relu-ish −16384 → 8192 (0.25);
+    //     8192·−2048/32768 = −512 → −8 (−0.375).
+    //   q = 64 (x = 3): relu-ish saturates at 32767; pre-shift 4096 → 32767·4096/32768 =
+    //     4095 (truncated) → 4095/64 = 63.98 → 64 (= x).
+    //   q = 100 (x = 4.6875): 6400 → 6399 → 99.98 → 100 (= x); q = −64 (x = −3) → 0.
+    let p = kernels::HardSwishParams::new(3.0 / 64.0, 0, 3.0 / 64.0, 0).unwrap();
+    assert_eq!(
+        (
+            p.reluish_multiplier_fixedpoint_int16,
+            p.reluish_multiplier_exponent
+        ),
+        (16384, 3)
+    );
+    assert_eq!(
+        (
+            p.output_multiplier_fixedpoint_int16,
+            p.output_multiplier_exponent
+        ),
+        (16384, -6)
+    );
+    let input = [0, 64, -64, 32, -32, 100];
+    let mut out = [0i8; 6];
+    kernels::hard_swish(&input, &p, &mut out).unwrap();
+    assert_eq!(out, [0, 64, 0, 24, -8, 100]);
+    // The output zero point is added last.
+    let p = kernels::HardSwishParams::new(3.0 / 64.0, 0, 3.0 / 64.0, -5).unwrap();
+    kernels::hard_swish(&input, &p, &mut out).unwrap();
+    assert_eq!(out, [-5, 59, -5, 19, -13, 95]);
+}
+
+#[test]
+fn hard_swish_rejects_bad_parameters() {
+    let new = kernels::HardSwishParams::new;
+    assert_eq!(new(0.0, 0, 0.1, 0), Err(Error::BadQuantization));
+    assert_eq!(new(0.1, 0, f32::NAN, 0), Err(Error::BadQuantization));
+    assert_eq!(new(0.1, 128, 0.1, 0), Err(Error::BadQuantization));
+    assert_eq!(new(0.1, 0, 0.1, -129), Err(Error::BadQuantization));
+    // Output multiplier (s/128)/out ≥ 1: TFLite refuses it.
+    assert_eq!(new(1.0, 0, 1.0 / 256.0, 0), Err(Error::BadQuantization));
+    let p = new(0.1, 0, 0.1, 0).unwrap();
+    assert_eq!(
+        kernels::hard_swish(&[0; 2], &p, &mut [0; 1]),
+        Err(Error::ShapeMismatch)
+    );
+}
+
+fn hard_swish_f64(x: f64) -> f64 {
+    x * (x + 3.0).clamp(0.0, 6.0) / 6.0
+}
+
+proptest! {
+    /// Against the real function in f64: the 16-bit pipeline stays within one output step
+    /// (plus the relu-ish factor's 2^−15 resolution, negligible at int8) of the exact value.
+    #[test]
+    fn hard_swish_is_within_one_step_of_exact(
+        in_scale_exp in -9.0f64..1.0,
+        out_ratio in 0.2f64..3.0,
+        in_zp in -128i32..=127,
+        out_zp in -128i32..=127,
+    ) {
+        let si = libm::exp2(in_scale_exp) as f32;
+        // Output range covers the input's positive range (as calibration makes it).
+        let so = (f64::from(si) * out_ratio) as f32;
+        let p = kernels::HardSwishParams::new(si, in_zp, so, out_zp).unwrap();
+        for q in all_i8() {
+            let x = f64::from(si) * f64::from(i32::from(q) - in_zp);
+            let want = (libm::round(hard_swish_f64(x) / f64::from(so)) + f64::from(out_zp))
+                .clamp(-128.0, 127.0);
+            let got = f64::from(p.apply(q));
+            prop_assert!((got - want).abs() <= 1.0, "q={} got {} want {}", q, got, want);
+        }
+    }
+}
+
+#[test]
+fn float_hard_swish_twin() {
+    let (si, zi, so, zo) = (0.06f32, 10, 0.04f32, -90);
+    let input = all_i8();
+    let x: Vec<f32> = input.iter().map(|&q| dequantize_i8(q, si, zi)).collect();
+    let mut y = vec![0f32; 256];
+    float::hard_swish(&x, &mut y).unwrap();
+    let p = kernels::HardSwishParams::new(si, zi, so, zo).unwrap();
+    for (i, &q) in input.iter().enumerate() {
+        assert!((f64::from(y[i]) - hard_swish_f64(f64::from(x[i]))).abs() < 1e-5);
+        let d = i32::from(p.apply(q)) - i32::from(quantize_f32(y[i], so, zo));
+        assert!(d.abs() <= 1, "q={q}");
+    }
+    assert_eq!(
+        float::hard_swish(&x, &mut y[..1]),
+        Err(Error::ShapeMismatch)
+    );
+}
