@@ -1,9 +1,9 @@
 //! Runs a validated model in one caller-provided arena.
 
-use crate::format::{AddOp, ConvOp, Model, Op, OpKind, Tensor, TensorId};
+use crate::format::{AddOp, ConcatOp, ConvOp, Model, Op, OpKind, Tensor, TensorId};
 use crate::kernels::add::AddParams;
 use crate::kernels::fast::{self, FcRequant, PoolWindow};
-use crate::kernels::{self, FloatRequantize, Requantize};
+use crate::kernels::{self, span_mut, FloatRequantize, Requantize};
 use crate::overlay::Overlay;
 use crate::{Error, Window};
 
@@ -239,6 +239,47 @@ pub(crate) fn execute(
             }
         }
         Op::Add(a) if cfg!(feature = "op-add") => add_op(model, a, arena),
+        Op::Lookup(l) if cfg!(feature = "op-lookup") => {
+            let (input, output) = split_io(arena, &input_t, &output_t)?;
+            if input.len() != output.len() {
+                return Err(Error::ShapeMismatch);
+            }
+            for (y, &x) in output.iter_mut().zip(input) {
+                // A byte indexes the 256-entry table: always in bounds.
+                *y = l.table[usize::from(x as u8)];
+            }
+            Ok(())
+        }
+        Op::Mean(m) if cfg!(feature = "op-mean") => {
+            let (input, output) = split_io(arena, &input_t, &output_t)?;
+            let shape = input_t.dims.activation_shape()?;
+            let params = kernels::MeanParams {
+                count: u32::try_from(shape.height.saturating_mul(shape.width))
+                    .map_err(|_| Error::InvalidParameter)?,
+                multiplier: m.multiplier,
+                shift: m.shift,
+                input_zero_point: input_t.zero_point,
+                output_zero_point: output_t.zero_point,
+            };
+            kernels::mean_hw(input, shape, &params, output)
+        }
+        Op::Pad(p) if cfg!(feature = "op-pad") => {
+            let (input, output) = split_io(arena, &input_t, &output_t)?;
+            let paddings = p.paddings.map(|[b, a]| [usize::from(b), usize::from(a)]);
+            let pad_value =
+                i8::try_from(output_t.zero_point).map_err(|_| Error::BadQuantization)?;
+            kernels::pad(
+                input,
+                &dims4(&input_t)?,
+                &paddings,
+                pad_value,
+                output,
+                &dims4(&output_t)?,
+            )
+        }
+        Op::Concatenation(c) if cfg!(feature = "op-concatenation") => {
+            concatenation_op(model, c, arena)
+        }
         Op::Softmax(s) if cfg!(feature = "op-softmax") => {
             let (input, output) = split_io(arena, &input_t, &output_t)?;
             kernels::softmax(input, input_t.dims.last(), &s.params, output)
@@ -279,6 +320,43 @@ fn add_op(model: &Model<'_>, a: &AddOp, arena: &mut [u8]) -> Result<(), Error> {
         io.output,
         &dims4(&out_t)?,
     )
+}
+
+/// Runs a concatenation one input at a time (so any number of inputs needs no table):
+/// each input is a run of `outer` blocks, which land `offset` elements into the output's
+/// blocks.
+fn concatenation_op(model: &Model<'_>, c: &ConcatOp<'_>, arena: &mut [u8]) -> Result<(), Error> {
+    let out_t = model.tensor(c.output)?;
+    let out_dims = dims4(&out_t)?;
+    let axis = usize::from(c.axis);
+    let inner: usize = out_dims.get(axis + 1..).unwrap_or(&[]).iter().product();
+    let outer: usize = out_dims.get(..axis).unwrap_or(&[]).iter().product();
+    let out_block = out_dims
+        .get(axis)
+        .ok_or(Error::InvalidParameter)?
+        .saturating_mul(inner);
+    let io = OpArena::split(arena, &out_t)?;
+    let mut offset = 0usize;
+    for &id in c.inputs {
+        let t = model.tensor(id)?;
+        let x = io.input(&t)?;
+        let block = dims4(&t)?
+            .get(axis)
+            .ok_or(Error::InvalidParameter)?
+            .saturating_mul(inner);
+        if block == 0 || x.len() != outer.saturating_mul(block) {
+            return Err(Error::ShapeMismatch);
+        }
+        for (o, src) in x.chunks_exact(block).enumerate() {
+            let at = o.saturating_mul(out_block).saturating_add(offset);
+            span_mut(&mut *io.output, at, block)?.copy_from_slice(src);
+        }
+        offset = offset.saturating_add(block);
+    }
+    if offset != out_block {
+        return Err(Error::ShapeMismatch);
+    }
+    Ok(())
 }
 
 /// A tensor's dimensions extended to 4-D with leading ones (TFLite's `ExtendedShape`).

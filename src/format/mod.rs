@@ -13,7 +13,10 @@ mod validate;
 mod writer;
 
 pub use model::Model;
-pub use ops::{AddOp, ConvOp, FullyConnectedOp, Inputs, Op, OpKind, PoolOp, SoftmaxOp};
+pub use ops::{
+    AddOp, ConcatOp, ConvOp, FullyConnectedOp, Inputs, LookupFunction, LookupOp, MeanOp, Op,
+    OpKind, PadOp, PoolOp, SoftmaxOp,
+};
 pub use tensor::{DType, Dims, Tensor};
 pub use writer::{encoded_len, plan_arena, write_model, BoundedBuilder, ModelBuilder};
 

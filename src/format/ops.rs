@@ -26,6 +26,14 @@ pub enum OpKind {
     Reshape = 7,
     /// Element-wise addition of two activations (format version 3).
     Add = 8,
+    /// An int8 → int8 function of each element, given by its 256 outputs (version 3).
+    Lookup = 9,
+    /// Mean over height and width (version 3).
+    Mean = 10,
+    /// Constant padding with the zero point (version 3).
+    Pad = 11,
+    /// Concatenation of several activations along one axis (version 3).
+    Concatenation = 12,
 }
 
 impl OpKind {
@@ -40,6 +48,10 @@ impl OpKind {
             OpKind::Softmax => "Softmax",
             OpKind::Reshape => "Reshape",
             OpKind::Add => "Add",
+            OpKind::Lookup => "Lookup",
+            OpKind::Mean => "Mean",
+            OpKind::Pad => "Pad",
+            OpKind::Concatenation => "Concatenation",
         }
     }
 
@@ -58,6 +70,10 @@ impl OpKind {
             OpKind::Softmax => cfg!(feature = "op-softmax"),
             OpKind::Reshape => true,
             OpKind::Add => cfg!(feature = "op-add"),
+            OpKind::Lookup => cfg!(feature = "op-lookup"),
+            OpKind::Mean => cfg!(feature = "op-mean"),
+            OpKind::Pad => cfg!(feature = "op-pad"),
+            OpKind::Concatenation => cfg!(feature = "op-concatenation"),
         }
     }
 
@@ -82,6 +98,10 @@ impl OpKind {
             6 => OpKind::Softmax,
             7 => OpKind::Reshape,
             8 => OpKind::Add,
+            9 => OpKind::Lookup,
+            10 => OpKind::Mean,
+            11 => OpKind::Pad,
+            12 => OpKind::Concatenation,
             other => return Err(Error::UnknownOp(other)),
         })
     }
@@ -213,35 +233,166 @@ pub struct AddOp {
 
 /// The activations an op reads, in order.
 #[derive(Clone, Copy, Debug)]
-pub struct Inputs {
-    ids: [TensorId; 2],
-    len: u8,
+pub enum Inputs<'a> {
+    /// One or two inputs (`len` of them).
+    Fixed {
+        /// The ids; only the first `len` count.
+        ids: [TensorId; 2],
+        /// How many.
+        len: u8,
+    },
+    /// A list from the model (a concatenation's inputs).
+    List(&'a [TensorId]),
 }
 
-impl Inputs {
+impl<'a> Inputs<'a> {
     fn one(id: TensorId) -> Self {
-        Inputs {
+        Inputs::Fixed {
             ids: [id, NO_TENSOR],
             len: 1,
         }
     }
 
     fn two(a: TensorId, b: TensorId) -> Self {
-        Inputs {
+        Inputs::Fixed {
             ids: [a, b],
             len: 2,
         }
     }
 
-    /// The tensor ids.
-    pub fn as_slice(&self) -> &[TensorId] {
-        self.ids.get(..usize::from(self.len)).unwrap_or(&[])
+    /// The tensor ids, in order.
+    pub fn iter(&self) -> impl Iterator<Item = TensorId> + 'a {
+        let (fixed, n_fixed, list): ([TensorId; 2], usize, &'a [TensorId]) = match *self {
+            Inputs::Fixed { ids, len } => (ids, usize::from(len).min(2), &[]),
+            Inputs::List(l) => ([NO_TENSOR; 2], 0, l),
+        };
+        fixed.into_iter().take(n_fixed).chain(list.iter().copied())
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        match *self {
+            Inputs::Fixed { len, .. } => usize::from(len).min(2),
+            Inputs::List(l) => l.len(),
+        }
+    }
+
+    /// True when there are none (no valid op).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// True when `id` is one of them.
     pub fn contains(&self, id: TensorId) -> bool {
-        self.as_slice().contains(&id)
+        self.iter().any(|t| t == id)
     }
+}
+
+/// The function a [`LookupOp`] tabulates (what it was converted from; the table alone
+/// defines the op).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LookupFunction {
+    /// Sigmoid (TFLite LOGISTIC).
+    Logistic = 1,
+    /// Hyperbolic tangent.
+    Tanh = 2,
+    /// `x · relu6(x + 3) / 6`.
+    HardSwish = 3,
+    /// `x` for `x ≥ 0`, `αx` below.
+    LeakyRelu = 4,
+    /// `max(x, 0)` with requantization.
+    Relu = 5,
+    /// `min(max(x, 0), 6)` with requantization.
+    Relu6 = 6,
+    /// `min(max(x, −1), 1)` with requantization.
+    ReluN1To1 = 7,
+    /// int8 → int8 requantization (TFLite QUANTIZE between two scales).
+    Requantize = 8,
+}
+
+impl LookupFunction {
+    /// The TFLite name of the op it came from.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LookupFunction::Logistic => "LOGISTIC",
+            LookupFunction::Tanh => "TANH",
+            LookupFunction::HardSwish => "HARD_SWISH",
+            LookupFunction::LeakyRelu => "LEAKY_RELU",
+            LookupFunction::Relu => "RELU",
+            LookupFunction::Relu6 => "RELU6",
+            LookupFunction::ReluN1To1 => "RELU_N1_TO_1",
+            LookupFunction::Requantize => "QUANTIZE",
+        }
+    }
+
+    fn from_code(code: u16) -> Result<Self, Error> {
+        Ok(match code {
+            1 => LookupFunction::Logistic,
+            2 => LookupFunction::Tanh,
+            3 => LookupFunction::HardSwish,
+            4 => LookupFunction::LeakyRelu,
+            5 => LookupFunction::Relu,
+            6 => LookupFunction::Relu6,
+            7 => LookupFunction::ReluN1To1,
+            8 => LookupFunction::Requantize,
+            _ => return Err(Error::InvalidParameter),
+        })
+    }
+}
+
+/// An element-wise int8 → int8 function given by its 256 outputs: `output[i] =
+/// table[input[i] as u8]` (the table indexed by the input's two's-complement byte).
+/// Activation functions and requantizations are converted to it bit-exactly, by running the
+/// reference kernel on every possible input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LookupOp<'a> {
+    /// int8 input.
+    pub input: TensorId,
+    /// int8 output, with the input's dims.
+    pub output: TensorId,
+    /// What the table computes.
+    pub function: LookupFunction,
+    /// The 256 outputs.
+    pub table: &'a [i8; 256],
+}
+
+/// An int8 mean over height and width of a `[1, H, W, C]` input (TFLite MEAN over axes 1
+/// and 2, Keras GlobalAveragePooling2D): output `[1, 1, 1, C]` or `[1, C]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MeanOp {
+    /// int8 input `[1, H, W, C]`.
+    pub input: TensorId,
+    /// int8 output, C elements.
+    pub output: TensorId,
+    /// Q31 multiplier of `input_scale / (output_scale · H · W)` as TFLite derives it.
+    pub multiplier: i32,
+    /// Its shift (positive = left).
+    pub shift: i32,
+}
+
+/// Constant padding (TFLite PAD): the output is the input surrounded by the output's zero
+/// point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PadOp {
+    /// int8 input.
+    pub input: TensorId,
+    /// int8 output (same quantization).
+    pub output: TensorId,
+    /// Elements before and after each axis of the input extended to 4-D with leading ones.
+    pub paddings: [[u16; 2]; 4],
+}
+
+/// Concatenation along one axis (TFLite CONCATENATION: every input shares the output's
+/// quantization, so the op only moves bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConcatOp<'a> {
+    /// The int8 inputs, in order (at least one).
+    pub inputs: &'a [TensorId],
+    /// int8 output.
+    pub output: TensorId,
+    /// The axis, counted in the output's dims extended to 4-D with leading ones.
+    pub axis: u8,
 }
 
 /// One op of a model.
@@ -268,6 +419,14 @@ pub enum Op<'a> {
     },
     /// Element-wise addition.
     Add(AddOp),
+    /// Element-wise table look-up (activations, requantization).
+    Lookup(LookupOp<'a>),
+    /// Mean over height and width.
+    Mean(MeanOp),
+    /// Constant padding.
+    Pad(PadOp),
+    /// Concatenation.
+    Concatenation(ConcatOp<'a>),
 }
 
 impl<'a> Op<'a> {
@@ -282,13 +441,18 @@ impl<'a> Op<'a> {
             Op::Softmax(_) => OpKind::Softmax,
             Op::Reshape { .. } => OpKind::Reshape,
             Op::Add(_) => OpKind::Add,
+            Op::Lookup(_) => OpKind::Lookup,
+            Op::Mean(_) => OpKind::Mean,
+            Op::Pad(_) => OpKind::Pad,
+            Op::Concatenation(_) => OpKind::Concatenation,
         }
     }
 
     /// Every activation the op reads, in order ([`Op::input`] is the first).
-    pub fn inputs(&self) -> Inputs {
+    pub fn inputs(&self) -> Inputs<'a> {
         match self {
             Op::Add(a) => Inputs::two(a.input1, a.input2),
+            Op::Concatenation(c) => Inputs::List(c.inputs),
             _ => Inputs::one(self.input()),
         }
     }
@@ -302,6 +466,10 @@ impl<'a> Op<'a> {
             Op::Softmax(s) => s.input,
             Op::Reshape { input, .. } => *input,
             Op::Add(a) => a.input1,
+            Op::Lookup(l) => l.input,
+            Op::Mean(m) => m.input,
+            Op::Pad(p) => p.input,
+            Op::Concatenation(c) => c.inputs.first().copied().unwrap_or(NO_TENSOR),
         }
     }
 
@@ -314,6 +482,20 @@ impl<'a> Op<'a> {
             Op::Softmax(s) => s.output,
             Op::Reshape { output, .. } => *output,
             Op::Add(a) => a.output,
+            Op::Lookup(l) => l.output,
+            Op::Mean(m) => m.output,
+            Op::Pad(p) => p.output,
+            Op::Concatenation(c) => c.output,
+        }
+    }
+
+    /// Bytes the op keeps in the data section besides requantization tables: a look-up's
+    /// table, a concatenation's input list (with the count stored in its record).
+    pub(crate) fn payload(&self) -> Option<(&'a [u8], usize)> {
+        match self {
+            Op::Lookup(l) => Some((bytemuck::cast_slice(&l.table[..]), l.table.len())),
+            Op::Concatenation(c) => Some((bytemuck::cast_slice(c.inputs), c.inputs.len())),
+            _ => None,
         }
     }
 
@@ -377,8 +559,12 @@ impl<'a> Op<'a> {
         let p0 = r.i32::<28>();
         let p1 = r.i32::<32>();
         let p2 = r.i32::<36>();
-        if kind == OpKind::Add {
-            return decode_add(&r);
+        match kind {
+            OpKind::Add => return decode_add(&r),
+            OpKind::Lookup | OpKind::Mean | OpKind::Pad | OpKind::Concatenation => {
+                return decode_data_op(kind, &r, blob, data_section)
+            }
+            _ => {}
         }
         let has_double_scales = flags == FLAG_DOUBLE_SCALES && kind == OpKind::FullyConnected;
         let fused = flags == FLAG_FUSED_POOL && kind == OpKind::Conv2d;
@@ -541,7 +727,9 @@ impl<'a> Op<'a> {
                 },
             }),
             OpKind::Reshape => Op::Reshape { input, output },
-            OpKind::Add => return Err(Error::UnknownOp(OpKind::Add as u8)),
+            OpKind::Add | OpKind::Lookup | OpKind::Mean | OpKind::Pad | OpKind::Concatenation => {
+                return Err(Error::UnknownOp(kind as u8))
+            }
         })
     }
 
@@ -617,6 +805,23 @@ impl<'a> Op<'a> {
                 r[42] = a.output_shift as u8;
                 r[43] = a.left_shift;
             }
+            Op::Lookup(l) => {
+                r[16..18].copy_from_slice(&(l.function as u16).to_le_bytes());
+            }
+            Op::Mean(m) => {
+                r[28..32].copy_from_slice(&m.multiplier.to_le_bytes());
+                r[32..36].copy_from_slice(&m.shift.to_le_bytes());
+            }
+            Op::Pad(p) => {
+                for (k, v) in p.paddings.iter().flatten().enumerate() {
+                    r[28 + 2 * k..30 + 2 * k].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            Op::Concatenation(c) => r[12] = c.axis,
+        }
+        if let Some((_, count)) = self.payload() {
+            r[20..24].copy_from_slice(&to_u32(requant_offset)?.to_le_bytes());
+            r[24..28].copy_from_slice(&to_u32(count)?.to_le_bytes());
         }
         if let Some((m, _)) = self.requantization() {
             r[20..24].copy_from_slice(&to_u32(requant_offset)?.to_le_bytes());
@@ -668,6 +873,110 @@ fn decode_add(r: &Record<'_, OP_RECORD_LEN>) -> Result<Op<'static>, Error> {
         return Err(Error::BadQuantization);
     }
     Ok(Op::Add(add))
+}
+
+/// Decodes the version-3 ops whose record holds only tensors and a few parameters, and
+/// whose data (a table, a list of inputs) sits in the data section at bytes 20..28.
+fn decode_data_op<'a>(
+    kind: OpKind,
+    r: &Record<'_, OP_RECORD_LEN>,
+    blob: &'a [u8],
+    data_section: core::ops::Range<usize>,
+) -> Result<Op<'a>, Error> {
+    let (input, output) = (r.u16::<4>(), r.u16::<6>());
+    let (offset, count) = (r.usize::<20>()?, r.usize::<24>()?);
+    let common_zero = r.u8::<1>() == 0
+        && r.i8::<2>() == i8::MIN
+        && r.i8::<3>() == i8::MAX
+        && r.u16::<8>() == NO_TENSOR
+        && r.u16::<10>() == NO_TENSOR
+        && r.u8::<13>() == 0
+        && r.u16::<14>() == 0
+        && r.u16::<18>() == 0;
+    let axis = r.u8::<12>();
+    let function = r.u16::<16>();
+    // Bytes 28..48 as they must be for the kinds that store nothing there.
+    let tail_zero = r.u32::<28>() == 0
+        && r.u32::<32>() == 0
+        && r.u32::<36>() == 0
+        && r.u32::<40>() == 0
+        && r.u32::<44>() == 0;
+    let no_data = offset == 0 && count == 0;
+    let ok = common_zero
+        && match kind {
+            OpKind::Lookup => axis == 0 && tail_zero && count == 256,
+            OpKind::Mean => {
+                axis == 0
+                    && function == 0
+                    && no_data
+                    && r.u32::<36>() == 0
+                    && r.u32::<40>() == 0
+                    && r.u32::<44>() == 0
+            }
+            OpKind::Pad => axis == 0 && function == 0 && no_data && r.u32::<44>() == 0,
+            _ => axis <= 3 && function == 0 && tail_zero && count >= 1,
+        };
+    if !ok {
+        return Err(Error::InvalidParameter);
+    }
+    Ok(match kind {
+        OpKind::Lookup => {
+            let bytes = section_slice(blob, &data_section, offset, 256)?;
+            let table: &[i8] = bytemuck::cast_slice(bytes);
+            Op::Lookup(LookupOp {
+                input,
+                output,
+                function: LookupFunction::from_code(function)?,
+                table: table.try_into().map_err(|_| Error::OffsetOutOfRange)?,
+            })
+        }
+        OpKind::Mean => {
+            let (multiplier, shift) = (r.i32::<28>(), r.i32::<32>());
+            if multiplier < 0 || !(-31..=30).contains(&shift) {
+                return Err(Error::BadQuantization);
+            }
+            Op::Mean(MeanOp {
+                input,
+                output,
+                multiplier,
+                shift,
+            })
+        }
+        OpKind::Pad => {
+            let v = [
+                r.u16::<28>(),
+                r.u16::<30>(),
+                r.u16::<32>(),
+                r.u16::<34>(),
+                r.u16::<36>(),
+                r.u16::<38>(),
+                r.u16::<40>(),
+                r.u16::<42>(),
+            ];
+            Op::Pad(PadOp {
+                input,
+                output,
+                paddings: [[v[0], v[1]], [v[2], v[3]], [v[4], v[5]], [v[6], v[7]]],
+            })
+        }
+        _ => {
+            let bytes = section_slice(
+                blob,
+                &data_section,
+                offset,
+                count.checked_mul(2).ok_or(Error::OffsetOutOfRange)?,
+            )?;
+            let inputs: &[TensorId] = cast_words(bytes)?;
+            if inputs.first() != Some(&input) {
+                return Err(Error::InvalidParameter);
+            }
+            Op::Concatenation(ConcatOp {
+                inputs,
+                output,
+                axis,
+            })
+        }
+    })
 }
 
 /// Op flag: a fully connected layer's requantization table is followed by f64 scales.

@@ -138,7 +138,7 @@ pub(crate) fn check_graph<'a>(g: &impl Graph<'a>) -> Result<(), Error> {
         if g.is_elided(op.output())? != op.fused_pool().is_some() {
             return Err(Error::InvalidParameter);
         }
-        for &t in op.inputs().as_slice() {
+        for t in op.inputs().iter() {
             let life = g.lifetime(t)?;
             if life.first >= step || life.last < step {
                 return Err(Error::BadOpOrder);
@@ -354,6 +354,66 @@ fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
             }
             Ok(())
         }
+        Op::Lookup(l) => {
+            OpKind::Lookup.require_built()?;
+            let (tin, tout) = (activation(g, l.input)?, activation(g, l.output)?);
+            if tin.dims != tout.dims {
+                return Err(Error::InconsistentShape);
+            }
+            Ok(())
+        }
+        Op::Mean(m) => {
+            OpKind::Mean.require_built()?;
+            let (_, shape) = activation_4d(g, m.input)?;
+            let tout = activation(g, m.output)?;
+            let count = shape.height.saturating_mul(shape.width);
+            if tout.dims.num_elements() != shape.channels || tout.dims.last() != shape.channels {
+                return Err(Error::InconsistentShape);
+            }
+            // The kernel's sum of `count` int8 values stays inside i32 (TFLite's own bound).
+            if count > crate::kernels::mean::MAX_MEAN_COUNT {
+                return Err(Error::InvalidParameter);
+            }
+            Ok(())
+        }
+        Op::Pad(p) => {
+            OpKind::Pad.require_built()?;
+            let (tin, tout) = (activation(g, p.input)?, activation(g, p.output)?);
+            same_quantization(&tin, &tout)?;
+            let (din, dout) = (extended4(&tin), extended4(&tout));
+            let padded = din
+                .iter()
+                .zip(&p.paddings)
+                .map(|(&d, [before, after])| d + usize::from(*before) + usize::from(*after));
+            if tin.dims.rank() != tout.dims.rank() || !padded.eq(dout.iter().copied()) {
+                return Err(Error::InconsistentShape);
+            }
+            Ok(())
+        }
+        Op::Concatenation(c) => {
+            OpKind::Concatenation.require_built()?;
+            let tout = activation(g, c.output)?;
+            let axis = usize::from(c.axis);
+            let rank = tout.dims.rank();
+            if axis < 4 - rank {
+                return Err(Error::InvalidParameter);
+            }
+            let out = extended4(&tout);
+            let mut along = 0usize;
+            for &id in c.inputs {
+                let t = activation(g, id)?;
+                same_quantization(&t, &tout)?;
+                let d = extended4(&t);
+                if t.dims.rank() != rank || (0..4).any(|a| a != axis && d[a] != out[a]) {
+                    return Err(Error::InconsistentShape);
+                }
+                along = along.saturating_add(d[axis]);
+            }
+            if along != out[axis] {
+                return Err(Error::InconsistentShape);
+            }
+            Ok(())
+        }
         Op::Reshape { input, output } => {
             let tin = activation(g, *input)?;
             let tout = activation(g, *output)?;
@@ -450,6 +510,17 @@ fn dims4(t: &Tensor<'_>) -> Result<[usize; 4], Error> {
         [a, b, c, d] => Ok([a, b, c, d].map(usize::from)),
         _ => Err(Error::InconsistentShape),
     }
+}
+
+/// A tensor's dims extended to 4-D with leading ones (TFLite's `ExtendedShape(4, …)`).
+pub(crate) fn extended4(t: &Tensor<'_>) -> [usize; 4] {
+    let given = t.dims.as_slice();
+    let lead = 4usize.saturating_sub(given.len());
+    let mut out = [1usize; 4];
+    for (o, &d) in out.iter_mut().skip(lead).zip(given) {
+        *o = usize::from(d);
+    }
+    out
 }
 
 /// True when `from` broadcasts to `to` the way TFLite's binary ops allow: dimensions aligned

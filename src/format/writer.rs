@@ -243,6 +243,9 @@ impl DataCursor {
 
     /// Offset of an op's requantization tables (0 when it has none).
     fn op(&mut self, op: &Op<'_>) -> Result<usize, Error> {
+        if let Some((bytes, _)) = op.payload() {
+            return self.reserve(bytes.len());
+        }
         let Some((m, s)) = op.requantization() else {
             return Ok(0);
         };
@@ -320,6 +323,9 @@ pub fn write_model<'a>(
     for (i, op) in ops.iter().enumerate() {
         let at = cursor.op(op)?;
         put(out, op_table + i * OP_RECORD_LEN, &op.encode(at)?)?;
+        if let Some((bytes, _)) = op.payload() {
+            put(out, at, bytes)?;
+        }
         if let Some((m, s)) = op.requantization() {
             for (k, v) in m.iter().chain(s.iter()).enumerate() {
                 put(out, at + 4 * k, &v.to_le_bytes())?;

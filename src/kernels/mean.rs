@@ -17,6 +17,10 @@
 use crate::quant::{multiply_by_quantized_multiplier, quantize_multiplier};
 use crate::{Error, Shape};
 
+/// Most elements one mean may average: past `2^23` the `i32` sum of int8 values (TFLite's
+/// accumulator) could overflow.
+pub const MAX_MEAN_COUNT: usize = 1 << 23;
+
 /// Precomputed parameters of an int8 MEAN over `count` elements per output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

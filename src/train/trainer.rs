@@ -601,9 +601,12 @@ impl<'m, 'a> Trainer<'m, 'a> {
                         bw::avg_pool_backward(in_shape, &win, g, out_shape, dst)?;
                     }
                 }
-                Op::DepthwiseConv2d(_) | Op::Add(_) => {
-                    return Err(TrainError::Unsupported { op: i })
-                }
+                Op::DepthwiseConv2d(_)
+                | Op::Add(_)
+                | Op::Lookup(_)
+                | Op::Mean(_)
+                | Op::Pad(_)
+                | Op::Concatenation(_) => return Err(TrainError::Unsupported { op: i }),
             }
             if i > self.first {
                 core::mem::swap(&mut cur, &mut other);

@@ -149,6 +149,10 @@ fn layer(model: &Model<'_>, op: &Op<'_>) -> Result<LayerInfo, fixnet::Error> {
             0,
             0,
         ),
+        Op::Lookup(l) => (l.function.name().to_string(), 256, 0),
+        Op::Mean(_) => (String::new(), 0, input.dims.num_elements()),
+        Op::Pad(p) => (format!("{:?}", p.paddings), 0, 0),
+        Op::Concatenation(c) => (format!("{} inputs, axis {}", c.inputs.len(), c.axis), 0, 0),
         Op::Softmax(_) | Op::Reshape { .. } => (String::new(), 0, 0),
     };
     Ok(LayerInfo {

@@ -70,6 +70,31 @@ impl Activation {
     }
 }
 
+/// The element-wise int8 functions fixnet runs by table look-up.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Elementwise {
+    /// Sigmoid (output scale 1/256).
+    Logistic,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Hard swish.
+    HardSwish,
+    /// int8 → int8 requantization (QUANTIZE between two scales).
+    Requantize,
+}
+
+impl Elementwise {
+    /// TFLite's op name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Elementwise::Logistic => "LOGISTIC",
+            Elementwise::Tanh => "TANH",
+            Elementwise::HardSwish => "HARD_SWISH",
+            Elementwise::Requantize => "QUANTIZE",
+        }
+    }
+}
+
 /// Constant int8 weights with their scales.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Weights {
@@ -195,6 +220,41 @@ pub enum Layer {
         /// Output activation (same quantization).
         output: TensorId,
     },
+    /// An element-wise int8 function (lowered to a 256-entry table).
+    Elementwise {
+        /// Input activation.
+        input: TensorId,
+        /// Output activation, same shape.
+        output: TensorId,
+        /// Which function.
+        function: Elementwise,
+    },
+    /// Mean over height and width of a `[1, H, W, C]` input (output `[1, 1, 1, C]` or `[1, C]`).
+    Mean {
+        /// Input activation.
+        input: TensorId,
+        /// Output activation.
+        output: TensorId,
+    },
+    /// Constant padding with the zero point.
+    Pad {
+        /// Input activation.
+        input: TensorId,
+        /// Output activation (same quantization).
+        output: TensorId,
+        /// Before/after per axis of the input extended to 4-D.
+        paddings: [[usize; 2]; 4],
+    },
+    /// Concatenation along `axis` (of the dims extended to 4-D); inputs share the output's
+    /// quantization.
+    Concatenation {
+        /// Inputs, in order.
+        inputs: Vec<TensorId>,
+        /// Output activation.
+        output: TensorId,
+        /// Axis in 4-D terms.
+        axis: usize,
+    },
     /// Element-wise sum of two activations (either may broadcast along size-1 dimensions).
     Add {
         /// First input.
@@ -220,6 +280,10 @@ impl Layer {
             Layer::Softmax { .. } => "SOFTMAX",
             Layer::Reshape { .. } => "RESHAPE",
             Layer::Add { .. } => "ADD",
+            Layer::Elementwise { function, .. } => function.name(),
+            Layer::Mean { .. } => "MEAN",
+            Layer::Pad { .. } => "PAD",
+            Layer::Concatenation { .. } => "CONCATENATION",
         }
     }
 
@@ -227,6 +291,7 @@ impl Layer {
     pub fn inputs(&self) -> Vec<TensorId> {
         match self {
             Layer::Add { input1, input2, .. } => vec![*input1, *input2],
+            Layer::Concatenation { inputs, .. } => inputs.clone(),
             _ => vec![self.input()],
         }
     }
@@ -239,6 +304,10 @@ impl Layer {
             Layer::FullyConnected(f) => f.input,
             Layer::Softmax { input, .. } | Layer::Reshape { input, .. } => *input,
             Layer::Add { input1, .. } => *input1,
+            Layer::Elementwise { input, .. }
+            | Layer::Mean { input, .. }
+            | Layer::Pad { input, .. } => *input,
+            Layer::Concatenation { inputs, .. } => inputs.first().copied().unwrap_or(usize::MAX),
         }
     }
 
@@ -250,7 +319,11 @@ impl Layer {
             Layer::FullyConnected(f) => f.output,
             Layer::Softmax { output, .. }
             | Layer::Reshape { output, .. }
-            | Layer::Add { output, .. } => *output,
+            | Layer::Add { output, .. }
+            | Layer::Elementwise { output, .. }
+            | Layer::Mean { output, .. }
+            | Layer::Pad { output, .. }
+            | Layer::Concatenation { output, .. } => *output,
         }
     }
 }
@@ -445,6 +518,72 @@ impl Graph {
                     );
                 }
             }
+            Layer::Elementwise { function, .. } => {
+                ensure!(
+                    input.shape == output.shape,
+                    "input shape {:?} differs from output shape {:?}",
+                    input.shape,
+                    output.shape
+                );
+                if *function == Elementwise::Logistic {
+                    ensure!(
+                        output.scale == 1.0 / 256.0,
+                        "int8 LOGISTIC output must have scale 1/256 (has {})",
+                        output.scale
+                    );
+                }
+            }
+            Layer::Mean { .. } => {
+                let (_, _, c) = hwc(input)?;
+                ensure!(
+                    output.len() == c && output.shape.last() == Some(&c),
+                    "mean over height and width of {:?} cannot give {:?}",
+                    input.shape,
+                    output.shape
+                );
+            }
+            Layer::Pad { paddings, .. } => {
+                same_quantization(input, output)?;
+                let din = extended4(&input.shape)?;
+                let dout = extended4(&output.shape)?;
+                let padded: Vec<usize> = din
+                    .iter()
+                    .zip(paddings)
+                    .map(|(d, [b, a])| d + b + a)
+                    .collect();
+                ensure!(
+                    input.shape.len() == output.shape.len() && padded == dout,
+                    "padding {:?} by {paddings:?} does not give {:?}",
+                    input.shape,
+                    output.shape
+                );
+            }
+            Layer::Concatenation { inputs, axis, .. } => {
+                let out = extended4(&output.shape)?;
+                ensure!(
+                    *axis < 4 && *axis + output.shape.len() >= 4,
+                    "axis {axis} is outside the output's dimensions"
+                );
+                let mut along = 0;
+                for &id in inputs {
+                    let t = self.tensor(id)?;
+                    same_quantization(t, output)?;
+                    let d = extended4(&t.shape)?;
+                    ensure!(
+                        t.shape.len() == output.shape.len()
+                            && (0..4).all(|a| a == *axis || d[a] == out[a]),
+                        "input shape {:?} does not fit the output {:?} along axis {axis}",
+                        t.shape,
+                        output.shape
+                    );
+                    along += d[*axis];
+                }
+                ensure!(
+                    along == out[*axis],
+                    "inputs add up to {along} along axis {axis}, the output has {}",
+                    out[*axis]
+                );
+            }
             Layer::Reshape { .. } => {
                 ensure!(
                     input.len() == output.len(),
@@ -468,6 +607,17 @@ pub fn broadcasts_to(from: &[usize], to: &[usize]) -> bool {
             .rev()
             .zip(to.iter().rev())
             .all(|(&a, &b)| a == b || a == 1)
+}
+
+/// A shape of rank 1 to 4 extended to 4-D with leading ones.
+pub fn extended4(shape: &[usize]) -> Result<[usize; 4]> {
+    ensure!(
+        (1..=4).contains(&shape.len()),
+        "shape {shape:?} is not of rank 1 to 4"
+    );
+    let mut out = [1usize; 4];
+    out[4 - shape.len()..].copy_from_slice(shape);
+    Ok(out)
 }
 
 /// Product of dimensions, saturating at `usize::MAX`.

@@ -16,13 +16,18 @@
 //! * softmax (`SoftmaxPrepare`, reference kernel): `PreprocessSoftmaxScaling(beta, scale, 5)`
 //!   and `diff_min = −CalculateInputRadius(5, left_shift)`.
 
-use crate::ir::{Activation, Conv, FullyConnected, Graph, Layer, Pool, TensorId, TensorInfo};
+use crate::ir::{
+    Activation, Conv, Elementwise, FullyConnected, Graph, Layer, Pool, TensorId, TensorInfo,
+};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use fixnet::float::Activation as CoreActivation;
 use fixnet::format::{
-    AddOp, ConvOp, Dims, FullyConnectedOp, Op, PoolOp, SoftmaxOp, Tensor, TensorId as CoreId,
+    AddOp, ConcatOp, ConvOp, Dims, FullyConnectedOp, LookupFunction, LookupOp, MeanOp, Op, PadOp,
+    PoolOp, SoftmaxOp, Tensor, TensorId as CoreId,
 };
-use fixnet::kernels::{AddParams, SoftmaxParams};
+use fixnet::kernels::{
+    AddParams, HardSwishParams, Lut, MeanParams, RequantizeParams, SoftmaxParams,
+};
 use fixnet::quant;
 
 /// TFLite's int8 softmax works on input differences with 5 integer bits
@@ -122,6 +127,10 @@ struct Owned {
     double_scales: Vec<f64>,
     softmax: Option<SoftmaxParams>,
     add: Option<AddParams>,
+    /// A look-up op's 256 outputs.
+    table: Vec<i8>,
+    /// A mean's multiplier and shift.
+    mean: Option<(i32, i32)>,
 }
 
 /// Convert-time rewrites [`lower_with`] may apply.
@@ -194,6 +203,19 @@ pub fn lower_with(graph: &Graph, options: &LowerOptions) -> Result<Vec<u8>> {
         Ok(core)
     };
     let input = activation(&mut b, graph.input)?;
+    // A concatenation's input list lives in the model's data section: collect the lists
+    // first, so that the ops can borrow them.
+    let mut lists: Vec<Vec<CoreId>> = Vec::with_capacity(graph.layers.len());
+    for layer in &graph.layers {
+        let list = match layer {
+            Layer::Concatenation { inputs, .. } => inputs
+                .iter()
+                .map(|&id| activation(&mut b, id))
+                .collect::<Result<_>>()?,
+            _ => Vec::new(),
+        };
+        lists.push(list);
+    }
     for (i, (layer, own)) in graph.layers.iter().zip(&owned).enumerate() {
         let ctx = || format!("layer {i} ({})", layer.name());
         let x = activation(&mut b, layer.input()).with_context(ctx)?;
@@ -286,6 +308,47 @@ pub fn lower_with(graph: &Graph, options: &LowerOptions) -> Result<Vec<u8>> {
                 input: x,
                 output: y,
             },
+            Layer::Elementwise { function, .. } => Op::Lookup(LookupOp {
+                input: x,
+                output: y,
+                function: match function {
+                    Elementwise::Logistic => LookupFunction::Logistic,
+                    Elementwise::Tanh => LookupFunction::Tanh,
+                    Elementwise::HardSwish => LookupFunction::HardSwish,
+                    Elementwise::Requantize => LookupFunction::Requantize,
+                },
+                table: own
+                    .table
+                    .as_slice()
+                    .try_into()
+                    .context("look-up table missing")?,
+            }),
+            Layer::Mean { .. } => {
+                let (multiplier, shift) = own.mean.context("mean parameters missing")?;
+                Op::Mean(MeanOp {
+                    input: x,
+                    output: y,
+                    multiplier,
+                    shift,
+                })
+            }
+            Layer::Pad { paddings, .. } => {
+                let mut p = [[0u16; 2]; 4];
+                for (dst, src) in p.iter_mut().flatten().zip(paddings.iter().flatten()) {
+                    *dst = u16::try_from(*src)
+                        .with_context(|| format!("padding {src} is too large (at most 65,535)"))?;
+                }
+                Op::Pad(PadOp {
+                    input: x,
+                    output: y,
+                    paddings: p,
+                })
+            }
+            Layer::Concatenation { axis, .. } => Op::Concatenation(ConcatOp {
+                inputs: &lists[i],
+                output: y,
+                axis: u8::try_from(*axis).context("concatenation axis")?,
+            }),
             Layer::Add { .. } => {
                 let p = own.add.context("add parameters missing")?;
                 let narrow = |v: i32| i8::try_from(v).context("add shift out of range");
@@ -355,6 +418,8 @@ fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
                 double_scales: Vec::new(),
                 softmax: None,
                 add: None,
+                table: Vec::new(),
+                mean: None,
             }
         }
         Layer::MaxPool(Pool { activation, .. }) | Layer::AvgPool(Pool { activation, .. }) => {
@@ -389,6 +454,8 @@ fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
                     .collect(),
                 softmax: None,
                 add: None,
+                table: Vec::new(),
+                mean: None,
             }
         }
         Layer::Softmax { beta, .. } => Owned {
@@ -396,6 +463,24 @@ fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
             ..Owned::default()
         },
         Layer::Reshape { .. } => Owned::default(),
+        Layer::Elementwise { function, .. } => Owned {
+            table: lookup_table(*function, input, output)?,
+            ..Owned::default()
+        },
+        Layer::Mean { .. } => {
+            let (h, w, _) = input.hwc().context("mean input is not [1, H, W, C]")?;
+            let p = MeanParams::new(
+                (input.scale, input.zero_point),
+                (output.scale, output.zero_point),
+                h * w,
+            )
+            .map_err(|e| anyhow!("mean quantization: {e}"))?;
+            Owned {
+                mean: Some((p.multiplier, p.shift)),
+                ..Owned::default()
+            }
+        }
+        Layer::Pad { .. } | Layer::Concatenation { .. } => Owned::default(),
         Layer::Add {
             input1,
             input2,
@@ -416,6 +501,37 @@ fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
             }
         }
     })
+}
+
+/// The 256 outputs of an element-wise function, computed with the core's bit-exact kernels.
+fn lookup_table(function: Elementwise, input: &TensorInfo, output: &TensorInfo) -> Result<Vec<i8>> {
+    let (si, zi, so, zo) = (
+        input.scale,
+        input.zero_point,
+        output.scale,
+        output.zero_point,
+    );
+    let err = |e: fixnet::Error| anyhow!("{} quantization: {e}", function.name());
+    let f: Box<dyn Fn(i8) -> i8> = match function {
+        Elementwise::Logistic => {
+            let lut = Lut::logistic(si, zi, so, zo).map_err(err)?;
+            Box::new(move |q| lut.get(q))
+        }
+        Elementwise::Tanh => {
+            let lut = Lut::tanh(si, zi, so, zo).map_err(err)?;
+            Box::new(move |q| lut.get(q))
+        }
+        Elementwise::HardSwish => {
+            let p = HardSwishParams::new(si, zi, so, zo).map_err(err)?;
+            Box::new(move |q| p.apply(q))
+        }
+        Elementwise::Requantize => {
+            let p = RequantizeParams::new((si, zi), (so, zo)).map_err(err)?;
+            Box::new(move |q| p.apply(q))
+        }
+    };
+    // Indexed by the input's two's-complement byte, as the core's look-up op reads it.
+    Ok((0..=255u8).map(|byte| f(byte as i8)).collect())
 }
 
 fn core_activation(a: Activation) -> CoreActivation {

@@ -7,7 +7,9 @@ use super::schema::{
     FullyConnectedOptions, Operator, PackOptions, Pool2DOptions, ReshapeOptions, SoftmaxOptions,
     StridedSliceOptions, TensorDef,
 };
-use crate::ir::{self, Activation, Conv, Graph, Layer, Padding, TensorId, TensorInfo, Weights};
+use crate::ir::{
+    self, Activation, Conv, Elementwise, Graph, Layer, Padding, TensorId, TensorInfo, Weights,
+};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use flatbuffers::{Follow, ForwardsUOffset, Vector};
 use std::collections::HashMap;
@@ -50,16 +52,36 @@ pub fn import(bytes: &[u8]) -> Result<Graph> {
         inputs.len(),
         outputs.len()
     );
-    im.graph.input = im.activation(inputs[0]).context("model input")?;
     let operators = sg.operators().context("the subgraph has no operators")?;
+    // A model with float input and output starts with a QUANTIZE and ends with a
+    // DEQUANTIZE: fixnet runs the int8 graph between them (its host tool quantizes and
+    // dequantizes at the edges with the same arithmetic).
+    let float_edge =
+        |index: usize| -> Result<bool> { Ok(im.tensor(index)?.dtype() == tensor_type::FLOAT32) };
+    let (float_in, float_out) = (float_edge(inputs[0])?, float_edge(outputs[0])?);
+    if !float_in {
+        im.graph.input = im.activation(inputs[0]).context("model input")?;
+    }
+    let mut model_output = outputs[0];
     for (i, operator) in operators.iter().enumerate() {
         let code = im.code(&operator)?;
-        im.operator(&operator, code)
-            .with_context(|| format!("op {i} ({})", op::name(code)))?;
+        let ctx = || format!("op {i} ({})", op::name(code));
+        let (ins, outs) = (slots(operator.inputs()), indices(operator.outputs()));
+        let (first_in, only_out) = (ins.first().copied().flatten(), outs.first().copied());
+        if float_in && code == op::QUANTIZE && first_in == Some(inputs[0]) {
+            let out = only_out.with_context(|| format!("{}: no output", ctx()))?;
+            im.graph.input = im.activation(out).with_context(ctx)?;
+            continue;
+        }
+        if float_out && code == op::DEQUANTIZE && only_out == Some(outputs[0]) {
+            model_output = first_in.with_context(|| format!("{}: no input", ctx()))?;
+            continue;
+        }
+        im.operator(&operator, code).with_context(ctx)?;
     }
     let out = *im
         .ids
-        .get(&outputs[0])
+        .get(&model_output)
         .context("the model output is not produced by any supported op")?;
     im.graph.output = out;
     im.graph.validate()?;
@@ -489,14 +511,114 @@ impl<'a> Importer<'a> {
                 let r = fold::pack(&values, o.options::<PackOptions>())?;
                 self.folded.insert(out, r);
             }
-            op::QUANTIZE | op::DEQUANTIZE => bail!(
-                "the model converts between float and int8; only full-integer models (int8 input and output) are supported"
+            op::LOGISTIC | op::TANH | op::HARD_SWISH | op::QUANTIZE => {
+                let x = input(0)?;
+                ensure!(
+                    self.tensor(x)?.dtype() == tensor_type::INT8,
+                    "only int8 → int8 is supported here (float ↔ int8 conversions only at the model's input and output)"
+                );
+                let function = match code {
+                    op::LOGISTIC => Elementwise::Logistic,
+                    op::TANH => Elementwise::Tanh,
+                    op::HARD_SWISH => Elementwise::HardSwish,
+                    _ => Elementwise::Requantize,
+                };
+                let layer = Layer::Elementwise {
+                    input: self.activation(x)?,
+                    output: self.activation(out)?,
+                    function,
+                };
+                self.graph.layers.push(layer);
+            }
+            op::MEAN => {
+                let x = self.activation(input(0)?)?;
+                let mut axes = self.integers(input(1)?)?.values;
+                let rank = self.graph.tensor(x)?.shape.len() as i64;
+                for a in &mut axes {
+                    if *a < 0 {
+                        *a += rank;
+                    }
+                }
+                axes.sort_unstable();
+                ensure!(
+                    rank == 4 && axes == [1, 2],
+                    "only a mean over height and width (axes 1 and 2 of a 4-D input) is supported, not axes {axes:?}"
+                );
+                let layer = Layer::Mean {
+                    input: x,
+                    output: self.activation(out)?,
+                };
+                self.graph.layers.push(layer);
+            }
+            op::PAD | op::PADV2 => {
+                let x = self.activation(input(0)?)?;
+                let y = self.activation(out)?;
+                let values = self.integers(input(1)?)?.values;
+                let rank = self.graph.tensor(x)?.shape.len();
+                ensure!(
+                    values.len() == 2 * rank && rank <= 4,
+                    "paddings of {} values for a rank-{rank} input",
+                    values.len()
+                );
+                if code == op::PADV2 {
+                    let v = self.pad_value(input(2)?)?;
+                    let zp = self.graph.tensor(y)?.zero_point;
+                    ensure!(
+                        v == i64::from(zp),
+                        "padding with {v} instead of the zero point {zp} is not supported"
+                    );
+                }
+                let mut paddings = [[0usize; 2]; 4];
+                for (k, pair) in values.chunks_exact(2).enumerate() {
+                    let ok = |v: i64| usize::try_from(v).context("negative padding");
+                    paddings[4 - rank + k] = [ok(pair[0])?, ok(pair[1])?];
+                }
+                self.graph.layers.push(Layer::Pad {
+                    input: x,
+                    output: y,
+                    paddings,
+                });
+            }
+            op::CONCATENATION => {
+                let inputs = ins
+                    .iter()
+                    .map(|i| self.activation(i.context("missing input")?))
+                    .collect::<Result<Vec<_>>>()?;
+                let y = self.activation(out)?;
+                let out_shape = self.graph.tensor(y)?.shape.clone();
+                let first = self.graph.tensor(inputs[0])?.shape.clone();
+                // The axis is the one dimension along which the inputs and the output differ
+                // (any axis copies a single input the same way).
+                let lead = 4usize.saturating_sub(out_shape.len());
+                let axis = (0..out_shape.len())
+                    .find(|&a| first.get(a) != out_shape.get(a))
+                    .unwrap_or(out_shape.len().saturating_sub(1));
+                self.graph.layers.push(Layer::Concatenation {
+                    inputs,
+                    output: y,
+                    axis: lead + axis,
+                });
+            }
+            op::DEQUANTIZE => bail!(
+                "float ↔ int8 conversions are supported only at the model's input and output"
             ),
             _ => bail!(
-                "unsupported operator; fixnet supports CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D, AVERAGE_POOL_2D, FULLY_CONNECTED, SOFTMAX, RESHAPE and ADD"
+                "unsupported operator; fixnet supports CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D, AVERAGE_POOL_2D, FULLY_CONNECTED, SOFTMAX, RESHAPE, ADD, MEAN, PAD, PADV2, CONCATENATION, LOGISTIC, TANH, HARD_SWISH and QUANTIZE/DEQUANTIZE (int8 requantization, or float at the model's edges)"
             ),
         }
         Ok(())
+    }
+
+    /// The constant value of a PADV2 (an int8 or int32 scalar).
+    fn pad_value(&self, index: usize) -> Result<i64> {
+        let t = self.tensor(index)?;
+        let data = self
+            .data(&t)?
+            .context("the padding value is computed at run time")?;
+        match (t.dtype(), data) {
+            (tensor_type::INT8, [v, ..]) => Ok(i64::from(*v as i8)),
+            _ => Ok(self.integers(index)?.values.first().copied().unwrap_or(0)),
+        }
     }
 
     fn conv(

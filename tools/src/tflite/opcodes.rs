@@ -4,6 +4,20 @@
 pub const ADD: i32 = 0;
 /// `AVERAGE_POOL_2D`.
 pub const AVERAGE_POOL_2D: i32 = 1;
+/// `CONCATENATION`.
+pub const CONCATENATION: i32 = 2;
+/// `LOGISTIC`.
+pub const LOGISTIC: i32 = 14;
+/// `TANH`.
+pub const TANH: i32 = 28;
+/// `PAD`.
+pub const PAD: i32 = 34;
+/// `MEAN`.
+pub const MEAN: i32 = 40;
+/// `PADV2`.
+pub const PADV2: i32 = 60;
+/// `HARD_SWISH`.
+pub const HARD_SWISH: i32 = 117;
 /// `CONV_2D`.
 pub const CONV_2D: i32 = 3;
 /// `DEPTHWISE_CONV_2D`.
