@@ -480,7 +480,8 @@ fn dequantize_is_scale_times_offset_value() {
 fn requantize_rescales_between_zero_points() {
     // s_in / s_out = 0.5 = (2^30, 0): out = SRDHM(q − zp_in, 2^30) + zp_out = (q − zp_in)/2
     // rounded with ties toward +∞, plus zp_out.
-    //   zp_in 1, zp_out −3:  q 5 → 4 → 2 → −1;  q 4 → 3 → 1.5 → 2 → −1;  q −2 → −3 → −1.5 → −1 → −4
+    //   zp_in 1, zp_out −3:  q 5 → 4 → 2 → −1;  q 4 → 3 → 1.5 → 2 → −1;
+    //   q −2 → −3 → −1.5 → −1 → −4
     //   q −128 → −129 → −64.5 → −64 → −67;  q 127 → 126 → 63 → 60
     let p = RequantizeParams::new((0.5, 1), (1.0, -3)).unwrap();
     assert_eq!((p.multiplier, p.shift), (1 << 30, 0));

@@ -190,7 +190,7 @@ fn mean_matches_litert() {
 
 #[test]
 fn pad_matches_litert() {
-    let cases = cases("PAD");
+    let cases: Vec<Case> = cases("PAD").into_iter().chain(cases("PADV2")).collect();
     for c in &cases {
         let (x, pads, out) = (&c.inputs[0], &c.inputs[1], c.output());
         assert_eq!(x.quant(), out.quant(), "{}", c.name);
@@ -200,11 +200,27 @@ fn pad_matches_litert() {
             *row = [pair[0] as usize, pair[1] as usize];
         }
         let mut got = vec![0i8; out.ints.len()];
-        let zp = i8::try_from(out.zero_point).unwrap();
-        kernels::pad(&x.i8s(), &x.dims4(), &paddings, zp, &mut got, &out.dims4()).unwrap();
+        // PAD pads with the output zero point, PADV2 with its constant (quantized like the
+        // output).
+        let value = match c.inputs.get(2) {
+            Some(v) => {
+                assert_eq!(v.quant(), out.quant());
+                v.i8s()[0]
+            }
+            None => i8::try_from(out.zero_point).unwrap(),
+        };
+        kernels::pad(
+            &x.i8s(),
+            &x.dims4(),
+            &paddings,
+            value,
+            &mut got,
+            &out.dims4(),
+        )
+        .unwrap();
         assert_eq!(got, out.i8s(), "{}", c.name);
     }
-    assert!(cases.len() >= 15);
+    assert!(cases.len() >= 20);
 }
 
 #[test]

@@ -123,7 +123,8 @@ proptest! {
                             + f64::from(qb.0) * (f64::from(y) - f64::from(qb.1));
                         let ideal = real / f64::from(qo.0) + f64::from(qo.1);
                         if ideal > f64::from(p.act_min) && ideal < f64::from(p.act_max) {
-                            prop_assert!((f64::from(got[k]) - ideal).abs() <= 1.0, "{} vs {}", got[k], ideal);
+                            let err = (f64::from(got[k]) - ideal).abs();
+                            prop_assert!(err <= 1.0, "{} vs {}", got[k], ideal);
                         }
                         k += 1;
                     }
@@ -212,7 +213,9 @@ proptest! {
                             .map(|a| at[a].checked_sub(paddings[a][0]).filter(|&i| i < dims[a]))
                             .collect();
                         let want = match inside {
-                            Some(i) => input[((i[0] * dims[1] + i[1]) * dims[2] + i[2]) * dims[3] + i[3]],
+                            Some(i) => {
+                                input[((i[0] * dims[1] + i[1]) * dims[2] + i[2]) * dims[3] + i[3]]
+                            }
                             None => value,
                         };
                         prop_assert_eq!(got[k], want, "at {:?}", at);
@@ -268,7 +271,8 @@ proptest! {
                             input += 1;
                         }
                         let d = dims[input];
-                        let want = data[input][((at[0] * d[1] + at[1]) * d[2] + at[2]) * d[3] + at[3]];
+                        let flat = ((at[0] * d[1] + at[1]) * d[2] + at[2]) * d[3] + at[3];
+                        let want = data[input][flat];
                         prop_assert_eq!(got[k], want);
                         k += 1;
                     }
@@ -284,7 +288,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]
 
     #[test]
-    fn requantize_matches_model(values in vec(any::<i8>(), 1..40), q_in in quant(), q_out in quant()) {
+    fn requantize_matches_model(
+        values in vec(any::<i8>(), 1..40), q_in in quant(), q_out in quant(),
+    ) {
         let p = RequantizeParams::new(q_in, q_out).unwrap();
         let mut got = vec![0i8; values.len()];
         kernels::requantize(&values, &p, &mut got).unwrap();
@@ -294,7 +300,8 @@ proptest! {
                 + i64::from(q_out.1))
             .clamp(-128, 127) as i8;
             prop_assert_eq!(out, want);
-            let ideal = centred as f64 * f64::from(q_in.0) / f64::from(q_out.0) + f64::from(q_out.1);
+            let ratio = f64::from(q_in.0) / f64::from(q_out.0);
+            let ideal = centred as f64 * ratio + f64::from(q_out.1);
             if ideal > -128.0 && ideal < 127.0 {
                 prop_assert!((f64::from(out) - ideal).abs() <= 1.0);
             }
@@ -302,7 +309,9 @@ proptest! {
     }
 
     #[test]
-    fn quantize_and_dequantize_round_trip(values in vec(any::<i8>(), 1..40), q in quant(), x in -300f32..300.0) {
+    fn quantize_and_dequantize_round_trip(
+        values in vec(any::<i8>(), 1..40), q in quant(), x in -300f32..300.0,
+    ) {
         // Every int8 value survives dequantize → quantize.
         let mut real = vec![0f32; values.len()];
         kernels::dequantize(&values, q.0, q.1, &mut real).unwrap();

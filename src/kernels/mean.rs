@@ -12,7 +12,8 @@
 //! * `(m, e) = QuantizeMultiplier((double)s_in / (double)s_out)` (TFLite's Prepare);
 //! * `k = min(floor(log2 n), 32, 31 + e)`, `m' = (m · 2^k) / n` (truncating `i64` division),
 //!   `e' = e − k` (TFLite's Eval);
-//! * `out = clamp(MultiplyByQuantizedMultiplier(sum − zp_in · n, m', e') + zp_out, −128, 127)`.
+//! * `out = clamp(MultiplyByQuantizedMultiplier(sum − zp_in · n, m', e') + zp_out,
+//!   −128, 127)`.
 
 use crate::quant::{multiply_by_quantized_multiplier, quantize_multiplier};
 use crate::{Error, Shape};

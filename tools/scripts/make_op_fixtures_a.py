@@ -25,8 +25,10 @@ import os
 import struct
 
 import flatbuffers
+import keras
 import numpy as np
 import tensorflow as tf
+from keras import layers
 from tensorflow.lite.python import schema_py_generated as schema
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -48,11 +50,14 @@ def f32_hex(x):
 
 
 def convert(fn, specs, ranges, int8_io, seed):
-    """Full-integer quantization of `fn`; the representative inputs of input i are uniform
-    in ranges[i], so that every input gets its own scale."""
+    """Full-integer quantization of `fn` (a tf.function or a Keras model); the representative
+    inputs of input i are uniform in ranges[i], so that every input gets its own scale."""
     rng = np.random.default_rng(seed)
-    conv = tf.lite.TFLiteConverter.from_concrete_functions(
-        [fn.get_concrete_function(*specs)], fn)
+    if isinstance(fn, keras.Model):
+        conv = tf.lite.TFLiteConverter.from_keras_model(fn)
+    else:
+        conv = tf.lite.TFLiteConverter.from_concrete_functions(
+            [fn.get_concrete_function(*specs)], fn)
 
     def rep():
         for _ in range(50):
@@ -256,6 +261,11 @@ def mean_disagreements(itp, rng, buf, want=3, tries=4000):
     return found
 
 
+def keras_model(shapes, body):
+    inputs = [keras.Input(shape) for shape in shapes]
+    return keras.Model(inputs, body(*inputs))
+
+
 def spec(*shape):
     return tf.TensorSpec(shape, tf.float32)
 
@@ -328,6 +338,25 @@ def models():
               {"extra": near_half_steps}))
     m.append(("float_io_mean", tf.function(lambda x: tf.reduce_mean(x, [1, 2])),
               [spec(1, 6, 6, 5)], [(-10, 0.5)], False, {"extra": near_half_steps}))
+    # ---- The same ops from Keras layers
+    m.append(("keras_add_relu", keras_model([(4, 4, 3), (4, 4, 3)],
+                                            lambda a, b: layers.ReLU()(layers.Add()([a, b]))),
+              [spec(1, 4, 4, 3), spec(1, 4, 4, 3)], [(-1, 2), (-3, 1)], True))
+    m.append(("keras_gap", keras_model([(6, 5, 8)], lambda x: layers.GlobalAveragePooling2D()(x)),
+              [spec(1, 6, 5, 8)], [(-2, 3)], True, {"extra": mean_disagreements}))
+    m.append(("keras_gap_keepdims",
+              keras_model([(3, 3, 4)], lambda x: layers.GlobalAveragePooling2D(keepdims=True)(x)),
+              [spec(1, 3, 3, 4)], [(0, 1)], True, {"extra": mean_disagreements}))
+    m.append(("keras_zeropad",
+              keras_model([(3, 4, 2)], lambda x: layers.ZeroPadding2D(((1, 0), (2, 1)))(x)),
+              [spec(1, 3, 4, 2)], [(-1, 3)], True))
+    m.append(("keras_concat", keras_model([(2, 2, 3), (2, 2, 4)],
+                                          lambda a, b: layers.Concatenate()([a, b])),
+              [spec(1, 2, 2, 3), spec(1, 2, 2, 4)], [(-1, 1), (-2, 2)], True))
+    # ---- PADV2: an explicit pad value (an int8 constant in the output's quantization)
+    m.append(("padv2", tf.function(lambda x: tf.pad(x, [[0, 0], [1, 0], [0, 1], [0, 0]],
+                                                     constant_values=0.5)),
+              [spec(1, 2, 2, 3)], [(-1, 1)], True))
     m.append(("float_io_pad", tf.function(lambda x: tf.pad(x, [[0, 0], [1, 1], [0, 0], [2, 0]])),
               [spec(1, 3, 3, 7)], [(-0.3, 0.1)], False, {"extra": near_half_steps}))
     return m
@@ -352,7 +381,7 @@ def main():
     for seed, entry in enumerate(models()):
         name, fn, specs, ranges, int8_io = entry[:5]
         options = entry[5] if len(entry) > 5 else {}
-        tf.random.set_seed(seed)
+        keras.utils.set_random_seed(seed)
         buf = convert(fn, specs, ranges, int8_io, seed)
         if "patch" in options:
             buf = options["patch"](buf)
