@@ -228,3 +228,276 @@ fn float_hard_swish_twin() {
         Err(Error::ShapeMismatch)
     );
 }
+
+// ---------------------------------------------------------------------------- MUL
+
+fn mul_params(s: (f32, f32, f32), zp: (i32, i32, i32), act: (i8, i8)) -> kernels::MulParams {
+    kernels::MulParams::new(s.0, zp.0, s.1, zp.1, s.2, zp.2, act.0, act.1).unwrap()
+}
+
+#[test]
+fn mul_worked_example() {
+    // Scales 0.5 · 0.25 / 0.125 = 1.0 → Q31 (2^30, shift 1). Zero points 1, −2, 3:
+    //   (5 − 1)·(2 + 2) = 16 → 16 + 3 = 19;  (−3 − 1)·(6 + 2) = −32 → −29.
+    let p = mul_params((0.5, 0.25, 0.125), (1, -2, 3), (-128, 127));
+    assert_eq!((p.output_multiplier, p.output_shift), (1 << 30, 1));
+    let mut out = [0i8; 2];
+    kernels::mul(&[5, -3], [1, 1, 1, 2], &[2, 6], [1, 1, 1, 2], &p, &mut out).unwrap();
+    assert_eq!(out, [19, -29]);
+    // Saturation: 127 · 127 far exceeds the range.
+    kernels::mul(
+        &[127, -128],
+        [1, 1, 1, 2],
+        &[127, 127],
+        [1, 1, 1, 2],
+        &p,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out, [127, -128]);
+}
+
+#[test]
+fn mul_rounding_is_tflites_double_rounding() {
+    // Multiplier 0.5 = (2^30, 0): 3·0.5 = 1.5 → 2, −1.5 → −1 (SRDHM ties go toward +∞).
+    let p = mul_params((0.5, 0.5, 0.5), (0, 0, 0), (-128, 127));
+    let mut out = [0i8; 2];
+    kernels::mul(&[3, -3], [1, 1, 1, 2], &[1, 1], [1, 1, 1, 2], &p, &mut out).unwrap();
+    assert_eq!(out, [2, -1]);
+    // Multiplier 0.25 = (2^30, −1): 5 → SRDHM 2.5 → 3, then 3/2 = 1.5 → 2 (ties away from
+    // zero); a single rounding of 1.25 would give 1. −6 → −3 → −1.5 → −2.
+    let p = mul_params((0.5, 0.5, 1.0), (0, 0, 0), (-128, 127));
+    assert_eq!((p.output_multiplier, p.output_shift), (1 << 30, -1));
+    kernels::mul(&[5, -6], [1, 1, 1, 2], &[1, 1], [1, 1, 1, 2], &p, &mut out).unwrap();
+    assert_eq!(out, [2, -2]);
+}
+
+#[test]
+fn mul_broadcasts_and_clamps() {
+    // Squeeze-and-excite: [1,1,2,2] · [1,1,1,2] (per-channel factors), multiplier 1.
+    let p = mul_params((0.5, 0.5, 0.25), (0, 0, 0), (-128, 127));
+    let mut out = [0i8; 4];
+    kernels::mul(
+        &[1, 2, 3, 4],
+        [1, 1, 2, 2],
+        &[10, -10],
+        [1, 1, 1, 2],
+        &p,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out, [10, -20, 30, -40]);
+    // Either operand may be the broadcast one; both may broadcast ([1,2,1,1]·[1,1,1,2]).
+    kernels::mul(
+        &[10, -10],
+        [1, 1, 1, 2],
+        &[1, 2, 3, 4],
+        [1, 1, 2, 2],
+        &p,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out, [10, -20, 30, -40]);
+    kernels::mul(&[1, 2], [1, 2, 1, 1], &[3, -4], [1, 1, 1, 2], &p, &mut out).unwrap();
+    assert_eq!(out, [3, -4, 6, -8]);
+    // A fused RELU6 with output scale 0.25, zero point 0: the range is [0, 24].
+    let p = mul_params((0.5, 0.5, 0.25), (0, 0, 0), (0, 24));
+    kernels::mul(&[1, 2], [1, 2, 1, 1], &[30, -4], [1, 1, 1, 2], &p, &mut out).unwrap();
+    assert_eq!(out, [24, 0, 24, 0]);
+}
+
+#[test]
+fn mul_rejects_bad_shapes_and_parameters() {
+    let p = mul_params((0.5, 0.5, 0.25), (0, 0, 0), (-128, 127));
+    let mut out = [0i8; 4];
+    // Sizes 2 and 3 do not broadcast.
+    assert_eq!(
+        kernels::mul(
+            &[0; 2],
+            [1, 1, 1, 2],
+            &[0; 3],
+            [1, 1, 1, 3],
+            &p,
+            &mut out[..3]
+        ),
+        Err(Error::ShapeMismatch)
+    );
+    // Slice lengths that do not match the shapes.
+    assert_eq!(
+        kernels::mul(&[0; 3], [1, 1, 2, 2], &[0; 2], [1, 1, 1, 2], &p, &mut out),
+        Err(Error::ShapeMismatch)
+    );
+    assert_eq!(
+        kernels::mul(
+            &[0; 4],
+            [1, 1, 2, 2],
+            &[0; 2],
+            [1, 1, 1, 2],
+            &p,
+            &mut out[..3]
+        ),
+        Err(Error::ShapeMismatch)
+    );
+    assert_eq!(
+        kernels::mul(
+            &[0; 4],
+            [1, 1, 2, 2],
+            &[0; 4],
+            [1, 1, 2, 2],
+            &p,
+            &mut out[..3]
+        ),
+        Err(Error::ShapeMismatch)
+    );
+    let new = kernels::MulParams::new;
+    assert_eq!(
+        new(0.0, 0, 1.0, 0, 1.0, 0, -128, 127),
+        Err(Error::BadQuantization)
+    );
+    assert_eq!(
+        new(1.0, 200, 1.0, 0, 1.0, 0, -128, 127),
+        Err(Error::BadQuantization)
+    );
+    assert_eq!(
+        new(1.0, 0, 1.0, 0, 1.0, 0, 5, 4),
+        Err(Error::InvalidParameter)
+    );
+    // A huge broadcast shape with an empty axis neither overflows nor panics.
+    assert_eq!(
+        kernels::mul(
+            &[],
+            [0, usize::MAX, usize::MAX, 1],
+            &[0],
+            [1, 1, 1, 1],
+            &p,
+            &mut []
+        ),
+        Ok(())
+    );
+}
+
+/// SRDHM restated: `floor((a·b + 2^30) / 2^31)`, saturating −1·−1.
+fn model_srdhm(a: i64, b: i64) -> i64 {
+    ((i128::from(a) * i128::from(b) + (1 << 30)).div_euclid(1 << 31)).min(i128::from(i32::MAX))
+        as i64
+}
+
+/// Rounding division by 2^e restated: `sign(x) · floor(|x| / 2^e + 1/2)`.
+fn model_rdbpot(x: i64, e: i64) -> i64 {
+    if e <= 0 {
+        return x;
+    }
+    let d = 1i64 << e;
+    x.signum() * ((2 * x.abs() + d) / (2 * d))
+}
+
+/// TFLite's requantization restated from (multiplier, shift).
+fn model_requant(acc: i64, m: i32, shift: i32) -> i64 {
+    let left = i64::from(shift.max(0));
+    model_rdbpot(
+        model_srdhm(acc << left, i64::from(m)),
+        -i64::from(shift.min(0)),
+    )
+}
+
+/// Broadcast MUL restated: for every output multi-index, each operand's index is the same
+/// multi-index with its size-1 axes pinned to 0.
+fn model_mul(
+    a: &[i8],
+    da: [usize; 4],
+    b: &[i8],
+    db: [usize; 4],
+    p: &kernels::MulParams,
+) -> Vec<i8> {
+    let out: Vec<usize> = (0..4).map(|k| da[k].max(db[k])).collect();
+    let flat = |d: [usize; 4], idx: [usize; 4]| {
+        let mut f = 0;
+        for k in 0..4 {
+            f = f * d[k] + if d[k] == 1 { 0 } else { idx[k] };
+        }
+        f
+    };
+    let mut y = Vec::new();
+    for n in 0..out[0] {
+        for h in 0..out[1] {
+            for w in 0..out[2] {
+                for c in 0..out[3] {
+                    let i = [n, h, w, c];
+                    let va = i64::from(a[flat(da, i)]) + i64::from(p.input1_offset);
+                    let vb = i64::from(b[flat(db, i)]) + i64::from(p.input2_offset);
+                    let r = model_requant(va * vb, p.output_multiplier, p.output_shift)
+                        + i64::from(p.output_offset);
+                    y.push(r.clamp(i64::from(p.act_min), i64::from(p.act_max)) as i8);
+                }
+            }
+        }
+    }
+    y
+}
+
+/// A random 4-D shape pair that broadcasts: each axis size in 1..=4, and per axis either both
+/// equal or one of them 1.
+fn broadcast_pair() -> impl Strategy<Value = ([usize; 4], [usize; 4])> {
+    proptest::array::uniform4((1usize..=4, 0u8..3)).prop_map(|axes| {
+        let mut a = [1; 4];
+        let mut b = [1; 4];
+        for (k, (n, mode)) in axes.into_iter().enumerate() {
+            match mode {
+                0 => (a[k], b[k]) = (n, n),
+                1 => a[k] = n,
+                _ => b[k] = n,
+            }
+        }
+        (a, b)
+    })
+}
+
+proptest! {
+    #[test]
+    fn mul_matches_model(
+        (da, db) in broadcast_pair(),
+        seed in any::<u64>(),
+        s in (0.001f32..0.5, 0.001f32..0.5, 0.0005f32..0.3),
+        zp in (-128i32..=127, -128i32..=127, -128i32..=127),
+        act in (-128i8..=127, -128i8..=127),
+    ) {
+        let act = (act.0.min(act.1), act.0.max(act.1));
+        let p = mul_params(s, zp, act);
+        let mut state = seed | 1;
+        let mut gen = |n: usize| -> Vec<i8> {
+            (0..n).map(|_| { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state as i8 }).collect()
+        };
+        let a = gen(da.iter().product());
+        let b = gen(db.iter().product());
+        let want = model_mul(&a, da, &b, db, &p);
+        let mut got = vec![0i8; want.len()];
+        kernels::mul(&a, da, &b, db, &p, &mut got).unwrap();
+        prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn float_mul_twin() {
+    let (s1, z1, s2, z2, so, zo) = (0.05f32, 3, 0.02f32, -10, 0.004f32, 7);
+    let (da, db) = ([1, 2, 3, 4], [1, 1, 1, 4]);
+    let a: Vec<i8> = (0..24).map(|i| (i * 37 % 256 - 128) as i8).collect();
+    let b: Vec<i8> = vec![-128, -5, 60, 127];
+    let fa: Vec<f32> = a.iter().map(|&q| dequantize_i8(q, s1, z1)).collect();
+    let fb: Vec<f32> = b.iter().map(|&q| dequantize_i8(q, s2, z2)).collect();
+    let mut fy = vec![0f32; 24];
+    float::mul(&fa, da, &fb, db, float::Activation::Relu, &mut fy).unwrap();
+    let (lo, hi) = fixnet::quant::activation_range_i8(float::Activation::Relu, so, zo);
+    let p = mul_params((s1, s2, so), (z1, z2, zo), (lo, hi));
+    let mut y = vec![0i8; 24];
+    kernels::mul(&a, da, &b, db, &p, &mut y).unwrap();
+    for i in 0..24 {
+        let c = i % 4;
+        assert!((fy[i] - (fa[i] * fb[c]).max(0.0)).abs() < 1e-6);
+        let d = i32::from(y[i]) - i32::from(quantize_f32(fy[i], so, zo));
+        assert!(d.abs() <= 1, "element {i}: {} vs {}", y[i], fy[i]);
+    }
+    assert_eq!(
+        float::mul(&fa, da, &fb, [1, 1, 1, 3], float::Activation::None, &mut fy),
+        Err(Error::ShapeMismatch)
+    );
+}

@@ -146,3 +146,109 @@ fn hard_swish_matches_litert() {
     });
     assert!(n >= 10);
 }
+
+// ---------------------------------------------------------------------------- requantizing ops
+
+fn relu_kernel(min: f32, max: f32) -> impl Fn(&Case, &[i8], &mut [i8]) {
+    move |case, input, output| {
+        let params = kernels::ReluParams::new(
+            case.f32("input_scale"),
+            case.i32("input_zp"),
+            case.f32("output_scale"),
+            case.i32("output_zp"),
+            min,
+            max,
+        )
+        .unwrap();
+        kernels::relu_x(input, &params, output).unwrap();
+    }
+}
+
+#[test]
+fn relu_matches_litert() {
+    assert!(check_unary("relu.txt", relu_kernel(0.0, f32::INFINITY)) >= 10);
+}
+
+#[test]
+fn relu6_matches_litert() {
+    assert!(check_unary("relu6.txt", relu_kernel(0.0, 6.0)) >= 10);
+}
+
+#[test]
+fn relu_n1_to_1_matches_litert() {
+    assert!(check_unary("relu_n1_to_1.txt", relu_kernel(-1.0, 1.0)) >= 10);
+}
+
+#[test]
+fn leaky_relu_matches_litert() {
+    let n = check_unary("leaky_relu.txt", |case, input, output| {
+        let params = kernels::LeakyReluParams::new(
+            case.f32("input_scale"),
+            case.i32("input_zp"),
+            case.f32("output_scale"),
+            case.i32("output_zp"),
+            case.f32("alpha"),
+        )
+        .unwrap();
+        kernels::leaky_relu(input, &params, output).unwrap();
+    });
+    assert!(n >= 10);
+}
+
+/// A shape of rank ≤ 4 padded with leading 1s to rank 4, as TFLite's broadcast does.
+fn dims4(case: &Case, key: &str) -> [usize; 4] {
+    let d: Vec<usize> = case.words(key).iter().map(|w| w.parse().unwrap()).collect();
+    assert!(d.len() <= 4, "{}: {key} {d:?}", case.name);
+    let mut out = [1; 4];
+    out[4 - d.len()..].copy_from_slice(&d);
+    out
+}
+
+#[test]
+fn mul_matches_litert() {
+    let cases = cases("mul.txt");
+    let mut broadcasts = 0;
+    for case in &cases {
+        let scale = case.f32("output_scale");
+        let zp = case.i32("output_zp");
+        let (act_min, act_max) = match case.words("activation")[0].as_str() {
+            "NONE" => (-128, 127),
+            "RELU" => kernels::relu::clamp_range_i8(0.0, f32::INFINITY, scale, zp),
+            "RELU6" => kernels::relu::clamp_range_i8(0.0, 6.0, scale, zp),
+            "RELU_N1_TO_1" => kernels::relu::clamp_range_i8(-1.0, 1.0, scale, zp),
+            a => panic!("{}: activation {a}", case.name),
+        };
+        let params = kernels::MulParams::new(
+            case.f32("input1_scale"),
+            case.i32("input1_zp"),
+            case.f32("input2_scale"),
+            case.i32("input2_zp"),
+            scale,
+            zp,
+            act_min,
+            act_max,
+        )
+        .unwrap();
+        let (s1, s2) = (dims4(case, "shape1"), dims4(case, "shape2"));
+        assert_eq!(
+            kernels::mul::broadcast_dims(s1, s2).unwrap(),
+            dims4(case, "shape_out")
+        );
+        broadcasts += usize::from(s1 != s2);
+        let want = case.i8s("output");
+        let mut got = vec![0i8; want.len()];
+        kernels::mul(
+            &case.i8s("input1"),
+            s1,
+            &case.i8s("input2"),
+            s2,
+            &params,
+            &mut got,
+        )
+        .unwrap();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{}: output element {i}", case.name);
+        }
+    }
+    assert!(cases.len() >= 8 && broadcasts >= 5);
+}

@@ -22,9 +22,11 @@ pub mod glibc_f32;
 pub mod hard_swish;
 pub mod lut;
 pub mod mean;
+pub mod mul;
 pub mod pad;
 pub mod pooling;
 pub mod quantize;
+pub mod relu;
 pub mod softmax;
 
 pub use add::{add, broadcast_add, AddParams};
@@ -35,9 +37,11 @@ pub use fully_connected::{fully_connected, fully_connected_float_requant};
 pub use hard_swish::{hard_swish, HardSwishParams};
 pub use lut::{lookup, Lut};
 pub use mean::{mean_hw, MeanParams};
+pub use mul::{mul, MulParams};
 pub use pad::{pad, padded_dims, Paddings4};
 pub use pooling::{avg_pool, max_pool};
 pub use quantize::{dequantize, quantize, requantize, RequantizeParams};
+pub use relu::{leaky_relu, relu_x, LeakyReluParams, ReluParams};
 pub use softmax::{softmax, SoftmaxParams, MAX_SOFTMAX_DEPTH};
 
 /// How an int32 accumulator becomes an int8 output, per output channel.
