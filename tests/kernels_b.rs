@@ -501,3 +501,165 @@ fn float_mul_twin() {
         Err(Error::ShapeMismatch)
     );
 }
+
+// ---------------------------------------------------------------------------- RELU family
+
+#[test]
+fn relu_worked_example() {
+    // Input scale 0.1, zero point −10; output scale 0.05, zero point −128: multiplier
+    // 0.1/0.05 = 2 = 0.5·2^2 → (2^30, 2). RELU's range: [−128 + round(0/0.05), 127] =
+    // [−128, 127].
+    //   q = −10 (x = 0)  → 0 → −128;     q = 0 (x = 1)   → 10·2 = 20 → −108
+    //   q = −20 (x = −1) → −20 → −148 → −128;  q = 60 → 140 → 12;  q = 127 → 274 → 127
+    let p = kernels::ReluParams::new(0.1, -10, 0.05, -128, 0.0, f32::INFINITY).unwrap();
+    assert_eq!((p.output_multiplier, p.output_shift), (1 << 30, 2));
+    assert_eq!((p.act_min, p.act_max), (-128, 127));
+    let input = [-10, 0, -20, 60, 127];
+    let mut out = [0i8; 5];
+    kernels::relu_x(&input, &p, &mut out).unwrap();
+    assert_eq!(out, [-128, -108, -128, 12, 127]);
+    // RELU6: the upper bound is −128 + round(6/0.05) = −8.
+    let p = kernels::ReluParams::new(0.1, -10, 0.05, -128, 0.0, 6.0).unwrap();
+    assert_eq!((p.act_min, p.act_max), (-128, -8));
+    kernels::relu_x(&input, &p, &mut out).unwrap();
+    assert_eq!(out, [-128, -108, -128, -8, -8]);
+    // RELU_N1_TO_1 with output scale 1/128: ±1 → ±128, clipped to [−128, 127]; input scale
+    // 1/64 → multiplier 2: 10 → 20, −100 → −200 → −128, 70 → 140 → 127.
+    let p = kernels::ReluParams::new(1.0 / 64.0, 0, 1.0 / 128.0, 0, -1.0, 1.0).unwrap();
+    assert_eq!((p.act_min, p.act_max), (-128, 127));
+    let mut out = [0i8; 3];
+    kernels::relu_x(&[10, -100, 70], &p, &mut out).unwrap();
+    assert_eq!(out, [20, -128, 127]);
+}
+
+#[test]
+fn leaky_relu_worked_example() {
+    // Scales 0.1 → 0.1, zero points 0, alpha 0.5: identity (2^30, 1), alpha (2^30, 0).
+    //   10 → 10;  −10 → −5;  −128 → −64;  −3 → −1.5 → −1 (SRDHM ties go toward +∞).
+    let p = kernels::LeakyReluParams::new(0.1, 0, 0.1, 0, 0.5).unwrap();
+    assert_eq!(
+        (p.output_multiplier_alpha, p.output_shift_alpha),
+        (1 << 30, 0)
+    );
+    let mut out = [0i8; 4];
+    kernels::leaky_relu(&[10, -10, -128, -3], &p, &mut out).unwrap();
+    assert_eq!(out, [10, -5, -64, -1]);
+    // A negative alpha (−0.5) is applied as +0.5 and negated: −3 → −(−1) = 1, where the
+    // negative multiplier itself would round −3 · −0.5 = 1.5 up to 2.
+    let p = kernels::LeakyReluParams::new(0.1, 0, 0.1, 0, -0.5).unwrap();
+    assert!(p.output_multiplier_alpha < 0);
+    kernels::leaky_relu(&[10, -10, -128, -3], &p, &mut out).unwrap();
+    assert_eq!(out, [10, 5, 64, 1]);
+    // A zero point: input zp 20 makes q = 20 the real 0; output zp −7.
+    let p = kernels::LeakyReluParams::new(0.1, 20, 0.1, -7, 0.5).unwrap();
+    kernels::leaky_relu(&[20, 30, 10, 0], &p, &mut out).unwrap();
+    assert_eq!(out, [-7, 3, -12, -17]);
+}
+
+#[test]
+fn relu_family_rejects_bad_parameters() {
+    let relu = kernels::ReluParams::new;
+    assert_eq!(relu(0.0, 0, 1.0, 0, 0.0, 6.0), Err(Error::BadQuantization));
+    assert_eq!(
+        relu(1.0, 0, 1.0, 300, 0.0, 6.0),
+        Err(Error::BadQuantization)
+    );
+    assert_eq!(relu(1.0, 0, 1.0, 0, 6.0, 0.0), Err(Error::InvalidParameter));
+    assert_eq!(
+        relu(1.0, 0, 1.0, 0, f32::NAN, 0.0),
+        Err(Error::InvalidParameter)
+    );
+    let leaky = kernels::LeakyReluParams::new;
+    assert_eq!(leaky(1.0, 0, -1.0, 0, 0.2), Err(Error::BadQuantization));
+    assert_eq!(
+        leaky(1.0, 0, 1.0, 0, f32::NAN),
+        Err(Error::InvalidParameter)
+    );
+    let p = relu(1.0, 0, 1.0, 0, 0.0, 6.0).unwrap();
+    assert_eq!(
+        kernels::relu_x(&[0; 2], &p, &mut [0; 3]),
+        Err(Error::ShapeMismatch)
+    );
+    let p = leaky(1.0, 0, 1.0, 0, 0.2).unwrap();
+    assert_eq!(
+        kernels::leaky_relu(&[0; 2], &p, &mut [0; 1]),
+        Err(Error::ShapeMismatch)
+    );
+    assert_eq!(
+        float::relu_x(&[0.0], 1.0, 0.0, &mut [0.0]),
+        Err(Error::InvalidParameter)
+    );
+}
+
+proptest! {
+    /// Against the restated arithmetic (from the Q31 parameters) and against the real
+    /// functions in f64 (within one output step, the Q31 multiplier's error being far below).
+    #[test]
+    fn relu_family_matches_model(
+        si in 0.001f32..1.0,
+        so in 0.001f32..1.0,
+        zi in -128i32..=127,
+        zo in -128i32..=127,
+        alpha in -1.0f32..1.0,
+        kind in 0u8..3,
+    ) {
+        let (lo, hi) = [(0.0, f32::INFINITY), (0.0, 6.0), (-1.0, 1.0)][usize::from(kind)];
+        let relu = kernels::ReluParams::new(si, zi, so, zo, lo, hi).unwrap();
+        let leaky = kernels::LeakyReluParams::new(si, zi, so, zo, alpha).unwrap();
+        let (m, s) = fixnet::quant::quantize_multiplier(f64::from(si / so));
+        prop_assert_eq!((relu.output_multiplier, relu.output_shift), (m, s));
+        let qmin = |b: f32| i64::from(zo) + libm::roundf(b / so) as i64;
+        let (amin, amax) = (
+            qmin(lo).max(-128),
+            if hi.is_infinite() { 127 } else { qmin(hi).min(127) },
+        );
+        for q in all_i8() {
+            let v = i64::from(q) - i64::from(zi);
+            let r = (model_requant(v, m, s) + i64::from(zo)).max(amin).min(amax);
+            prop_assert_eq!(i64::from(relu.apply(q)), r, "relu q={}", q);
+
+            let l = if v >= 0 {
+                model_requant(v, m, s)
+            } else {
+                let ma = leaky.output_multiplier_alpha;
+                let mag = model_requant(v, ma.abs(), leaky.output_shift_alpha);
+                if ma < 0 { -mag } else { mag }
+            };
+            prop_assert_eq!(
+                i64::from(leaky.apply(q)),
+                (l + i64::from(zo)).clamp(-128, 127),
+                "leaky q={}", q
+            );
+            let x = f64::from(si) * v as f64;
+            let y = if x > 0.0 { x } else { x * f64::from(alpha) };
+            let want = (libm::round(y / f64::from(so)) + f64::from(zo)).clamp(-128.0, 127.0);
+            prop_assert!((f64::from(leaky.apply(q)) - want).abs() <= 1.0, "leaky f64 q={}", q);
+        }
+    }
+}
+
+#[test]
+fn float_relu_family_twins() {
+    let (si, zi, so, zo) = (0.08f32, 12, 0.03f32, -100);
+    let input = all_i8();
+    let x: Vec<f32> = input.iter().map(|&q| dequantize_i8(q, si, zi)).collect();
+    let mut y = vec![0f32; 256];
+    float::relu_x(&x, 0.0, 6.0, &mut y).unwrap();
+    let p = kernels::ReluParams::new(si, zi, so, zo, 0.0, 6.0).unwrap();
+    for (i, &q) in input.iter().enumerate() {
+        assert_eq!(y[i], x[i].clamp(0.0, 6.0));
+        let d = i32::from(p.apply(q)) - i32::from(quantize_f32(y[i], so, zo));
+        assert!(d.abs() <= 1, "relu6 q={q}");
+    }
+    float::leaky_relu(&x, 0.3, &mut y).unwrap();
+    let p = kernels::LeakyReluParams::new(si, zi, so, zo, 0.3).unwrap();
+    for (i, &q) in input.iter().enumerate() {
+        assert_eq!(y[i], if x[i] > 0.0 { x[i] } else { 0.3 * x[i] });
+        let d = i32::from(p.apply(q)) - i32::from(quantize_f32(y[i], so, zo));
+        assert!(d.abs() <= 1, "leaky q={q}");
+    }
+    assert_eq!(
+        float::leaky_relu(&x, 0.3, &mut y[..2]),
+        Err(Error::ShapeMismatch)
+    );
+}
