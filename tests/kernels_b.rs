@@ -544,12 +544,12 @@ fn leaky_relu_worked_example() {
     let mut out = [0i8; 4];
     kernels::leaky_relu(&[10, -10, -128, -3], &p, &mut out).unwrap();
     assert_eq!(out, [10, -5, -64, -1]);
-    // A negative alpha (−0.5) is applied as +0.5 and negated: −3 → −(−1) = 1, where the
-    // negative multiplier itself would round −3 · −0.5 = 1.5 up to 2.
+    // A negative alpha (−0.5): its multiplier −2^30 is applied as it is (TFLite 2.21), so
+    // −3 · −0.5 = 1.5 rounds up to 2 (applying 0.5 and negating would give −(−1) = 1).
     let p = kernels::LeakyReluParams::new(0.1, 0, 0.1, 0, -0.5).unwrap();
-    assert!(p.output_multiplier_alpha < 0);
+    assert_eq!(p.output_multiplier_alpha, -(1 << 30));
     kernels::leaky_relu(&[10, -10, -128, -3], &p, &mut out).unwrap();
-    assert_eq!(out, [10, 5, 64, 1]);
+    assert_eq!(out, [10, 5, 64, 2]);
     // A zero point: input zp 20 makes q = 20 the real 0; output zp −7.
     let p = kernels::LeakyReluParams::new(0.1, 20, 0.1, -7, 0.5).unwrap();
     kernels::leaky_relu(&[20, 30, 10, 0], &p, &mut out).unwrap();
@@ -621,9 +621,7 @@ proptest! {
             let l = if v >= 0 {
                 model_requant(v, m, s)
             } else {
-                let ma = leaky.output_multiplier_alpha;
-                let mag = model_requant(v, ma.abs(), leaky.output_shift_alpha);
-                if ma < 0 { -mag } else { mag }
+                model_requant(v, leaky.output_multiplier_alpha, leaky.output_shift_alpha)
             };
             prop_assert_eq!(
                 i64::from(leaky.apply(q)),

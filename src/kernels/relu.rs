@@ -171,32 +171,21 @@ impl LeakyReluParams {
         })
     }
 
-    /// The output for one input. A negative alpha multiplier is applied as its magnitude and
-    /// the product negated, as current TFLite does (its fixed-point multiply assumes a
-    /// non-negative multiplier).
+    /// The output for one input.
+    ///
+    /// A negative alpha's (negative) multiplier is applied as it is, as LiteRT in
+    /// TensorFlow 2.21 does (checked on rounding ties in `tests/ops_litert_b.rs`). Later
+    /// LiteRT sources apply its magnitude and negate the product instead, which rounds the
+    /// other way at a tie (`−3 · −0.5`: 2 here, 1 there).
     #[inline]
     pub fn apply(&self, q: i8) -> i8 {
         let input_value = i32::from(q).wrapping_sub(self.input_zero_point);
-        let scaled = if input_value >= 0 {
-            multiply_by_quantized_multiplier(
-                input_value,
-                self.output_multiplier_identity,
-                self.output_shift_identity,
-            )
+        let (multiplier, shift) = if input_value >= 0 {
+            (self.output_multiplier_identity, self.output_shift_identity)
         } else {
-            let negative = self.output_multiplier_alpha < 0;
-            let magnitude = multiply_by_quantized_multiplier(
-                input_value,
-                self.output_multiplier_alpha.wrapping_abs(),
-                self.output_shift_alpha,
-            );
-            if negative {
-                magnitude.wrapping_neg()
-            } else {
-                magnitude
-            }
+            (self.output_multiplier_alpha, self.output_shift_alpha)
         };
-        scaled
+        multiply_by_quantized_multiplier(input_value, multiplier, shift)
             .wrapping_add(self.output_zero_point)
             .clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8
     }

@@ -10,7 +10,9 @@ several quantization scales, a tiny tf.function is converted to a full-integer i
 (TFLiteConverter, Optimize.DEFAULT, a representative dataset whose range sets the scales,
 int8 input and output). The script checks that the model holds exactly the one op, runs it
 with OpResolverType.BUILTIN_REF on inputs (all 256 int8 values for unary ops, random ones
-for MUL) and writes tests/fixtures/ops_b/<op>.txt.
+for MUL) and writes tests/fixtures/ops_b/<op>.txt. A few cases ("patched") have their
+quantization parameters rewritten in the flatbuffer to values where two plausible readings of
+TFLite's arithmetic disagree (see EDGE and LEAKY_TIES), so that LiteRT decides between them.
 
 File format (plain text, one case after another):
 
@@ -103,7 +105,12 @@ UNARY = {
 # where the op's output is calibrated rather than fixed).
 RANGES = [(-1.0, 1.0), (-8.0, 8.0), (-3.0, 5.0), (-20.0, 2.0), (-0.1, 0.3), (-6.0, 6.0),
           (-0.7, 11.0), (-50.0, 45.0), (-2.5, 0.9), (-0.02, 0.05)]
-LEAKY_ALPHAS = [0.2, 0.01, 0.3, 0.1, 0.5]
+LEAKY_ALPHAS = [0.2, 0.01, 0.3, 0.1, 0.5, -0.3, 0.05, -0.7, 1.5, 0.25]
+# Equal input and output scales with alpha ±0.5 make the alpha multiplier exactly ∓2^30, so
+# odd negative inputs hit rounding ties: these cases tell how TFLite applies a negative
+# multiplier (current versions: its magnitude, then negate; older ones: directly, which
+# rounds the other way at a tie). (alpha, input scale bits, zero point).
+LEAKY_TIES = [(-0.5, 0x3dcccccd, 0), (0.5, 0x3dcccccd, 0), (-0.5, 0x3c800000, 17)]
 # (input scale bits, input zero point) where a table built with musl-style expf / tanhf (the
 # Rust libm crate's) differs from one built with glibc's, found by a search over 200,000
 # random scales: LiteRT must agree with fixnet's glibc replicas here. The converted model's
@@ -114,12 +121,16 @@ EDGE = {
 }
 
 
-def patch_input_quant(flat, scale, zero_point):
-    """The model with its input tensor's quantization replaced by (scale, zero_point)."""
+def patch_quant(flat, scale, zero_point, output=None):
+    """The model with its input tensor's quantization replaced by (scale, zero_point), and its
+    output's by `output` = (scale, zero_point) if given."""
     m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flat, 0))
     sg = m.subgraphs[0]
     q = sg.tensors[sg.inputs[0]].quantization
     q.scale, q.zeroPoint = [float(scale)], [int(zero_point)]
+    if output is not None:
+        q = sg.tensors[sg.outputs[0]].quantization
+        q.scale, q.zeroPoint = [float(output[0])], [int(output[1])]
     b = __import__("flatbuffers").Builder(1024)
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     return bytes(b.Output())
@@ -135,7 +146,8 @@ def unary_case(name, fn, lo, hi, rng, alpha=None, patch=None):
 
     flat = convert(f, [spec], repr_gen)
     if patch is not None:
-        flat = patch_input_quant(flat, np.uint32(patch[0]).view(np.float32), patch[1])
+        flat = patch_quant(flat, np.uint32(patch[0]).view(np.float32), patch[1],
+                           *patch[2:])
     ops = model_ops(flat)
     want = "LEAKY_RELU" if alpha is not None else name
     assert [o[0] for o in ops] == [want], (name, ops)
@@ -150,7 +162,7 @@ def unary_case(name, fn, lo, hi, rng, alpha=None, patch=None):
     so, zo = qparams(dout)
     if patch is not None:
         assert (si, zi) == (np.uint32(patch[0]).view(np.float32), patch[1]), (si, zi)
-    tag = f"edge_0x{patch[0]:08x}_{patch[1]}" if patch is not None else f"{lo}_{hi}"
+    tag = f"patched_0x{patch[0]:08x}_{patch[1]}" if patch is not None else f"{lo}_{hi}"
     lines = [f"case {name.lower()}_{tag}" + (f"_a{alpha}" if alpha is not None else ""),
              line("input_scale", [f32_hex(si)]), line("input_zp", [zi]),
              line("output_scale", [f32_hex(so)]), line("output_zp", [zo])]
@@ -253,9 +265,12 @@ def main():
         write(f"{name.lower()}.txt", lines)
     rng = np.random.default_rng([SEED, 1])
     lines = []
-    for (lo, hi), alpha in zip(RANGES, LEAKY_ALPHAS * 2):
+    for (lo, hi), alpha in zip(RANGES, LEAKY_ALPHAS):
         lines += unary_case("LEAKY_RELU", lambda x, a=alpha: tf.nn.leaky_relu(x, alpha=a),
                             lo, hi, rng, alpha=alpha)
+    for alpha, bits, zp in LEAKY_TIES:
+        lines += unary_case("LEAKY_RELU", lambda x, a=alpha: tf.nn.leaky_relu(x, alpha=a),
+                            -1.0, 1.0, rng, alpha=alpha, patch=(bits, zp, (np.uint32(bits).view(np.float32), zp)))
     write("leaky_relu.txt", lines)
     rng = np.random.default_rng([SEED, 2])
     lines = []
