@@ -185,11 +185,31 @@ MUL_CASES = [
     ([1, 16], [1, 16], (-30.0, 20.0), (-1.5, 2.5), "RELU"),
     ([1, 2, 2, 3], [1, 2, 2, 3], (-1.0, 1.0), (-1.0, 1.0), "RELU_N1_TO_1"),
 ]
+# Scales (float32 bits: input1, input2, output; zero points 0) where TFLite's multiplier
+# `s1 · s2 / s_out` computed in float32, as its Prepare does, quantizes to (1721705088, −7) but
+# computed in double to (1721705121, −7); with these second-operand values and every int8 first
+# operand, 16 of the 4,096 outputs tell the two apart (found by a search over random scales).
+MUL_F32_EDGE = ((0x3b61ab4c, 0x3b646507, 0x3afb1fe3),
+                [-111, -96, -74, -64, 64, 74, 96, 111, -128, -50, -13, -1, 1, 13, 50, 127])
 MUL_ACT = {"NONE": lambda z: z, "RELU": tf.nn.relu, "RELU6": tf.nn.relu6,
            "RELU_N1_TO_1": lambda z: tf.clip_by_value(z, -1.0, 1.0)}
 
 
-def mul_case(i, shape1, shape2, r1, r2, act, rng):
+def patch_tensors(flat, quant_by_shape):
+    """The model with the quantization of each graph input/output replaced by
+    quant_by_shape[its shape] = (scale, zero_point)."""
+    m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flat, 0))
+    sg = m.subgraphs[0]
+    for t in list(sg.inputs) + list(sg.outputs):
+        scale, zp = quant_by_shape[tuple(int(d) for d in sg.tensors[t].shape)]
+        q = sg.tensors[t].quantization
+        q.scale, q.zeroPoint = [float(scale)], [int(zp)]
+    b = __import__("flatbuffers").Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def mul_case(i, shape1, shape2, r1, r2, act, rng, patch=None):
     f = tf.function(lambda a, b: MUL_ACT[act](a * b))
     specs = [tf.TensorSpec(shape1, tf.float32), tf.TensorSpec(shape2, tf.float32)]
 
@@ -199,6 +219,8 @@ def mul_case(i, shape1, shape2, r1, r2, act, rng):
                    rng.uniform(*r2, shape2).astype(np.float32)]
 
     flat = convert(f, specs, repr_gen)
+    if patch is not None:
+        flat = patch_tensors(flat, patch)
     ops = model_ops(flat)
     assert [o[0] for o in ops] == ["MUL"] and ops[0][1] == act, (act, ops)
     itp = interpreter(flat)
@@ -210,8 +232,12 @@ def mul_case(i, shape1, shape2, r1, r2, act, rng):
         d1, d2 = d2, d1
     assert list(d1["shape"]) == shape1 and list(d2["shape"]) == shape2
     dout = itp.get_output_details()[0]
-    x1 = rng.integers(-128, 128, shape1, dtype=np.int8)
-    x2 = rng.integers(-128, 128, shape2, dtype=np.int8)
+    if patch is None:
+        x1 = rng.integers(-128, 128, shape1, dtype=np.int8)
+        x2 = rng.integers(-128, 128, shape2, dtype=np.int8)
+    else:
+        x1 = np.arange(-128, 128, dtype=np.int8).reshape(shape1)
+        x2 = np.array(MUL_F32_EDGE[1], dtype=np.int8).reshape(shape2)
     itp.set_tensor(d1["index"], x1)
     itp.set_tensor(d2["index"], x2)
     itp.invoke()
@@ -221,7 +247,9 @@ def mul_case(i, shape1, shape2, r1, r2, act, rng):
     s1, z1 = qparams(d1)
     s2, z2 = qparams(d2)
     so, zo = qparams(dout)
-    return [f"case mul_{i}_{act.lower()}",
+    if patch is not None:
+        assert (s1, s2, so) == tuple(patch[tuple(d)][0] for d in (shape1, shape2, y.shape))
+    return [f"case mul_{i}_{act.lower()}" + ("_patched" if patch is not None else ""),
             line("input1_scale", [f32_hex(s1)]), line("input1_zp", [z1]),
             line("input2_scale", [f32_hex(s2)]), line("input2_zp", [z2]),
             line("output_scale", [f32_hex(so)]), line("output_zp", [zo]),
@@ -276,6 +304,11 @@ def main():
     lines = []
     for i, case in enumerate(MUL_CASES):
         lines += mul_case(i, *case, rng)
+    bits, q2 = MUL_F32_EDGE
+    s1, s2, so = (np.uint32(b).view(np.float32) for b in bits)
+    shapes = ([1, 1, 256, 1], [1, len(q2), 1, 1])
+    patch = {(1, 1, 256, 1): (s1, 0), (1, len(q2), 1, 1): (s2, 0), (1, len(q2), 256, 1): (so, 0)}
+    lines += mul_case(len(MUL_CASES), *shapes, (-1.0, 1.0), (-1.0, 1.0), "NONE", rng, patch=patch)
     write("mul.txt", lines)
     write("glibc_f32.txt", glibc_lines(np.random.default_rng([SEED, 3])))
 
