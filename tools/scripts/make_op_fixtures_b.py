@@ -118,6 +118,10 @@ LEAKY_TIES = [(-0.5, 0x3dcccccd, 0), (0.5, 0x3dcccccd, 0), (-0.5, 0x3c800000, 17
 EDGE = {
     "LOGISTIC": [(0x3c55c61d, -3), (0x3ab7e2a0, -35), (0x3b8f711e, 35), (0x3cfd8a99, 108)],
     "TANH": [(0x3cd59562, -57), (0x3b86346e, 123), (0x3ba7b142, -88), (0x3b6a605d, -124)],
+    # Input and output quantization where TFLite's multiplier input_scale / output_scale
+    # computed in float32 (as ReluPrepare does) quantizes to (1978959104, 0) but computed in
+    # double to (1978959153, 0): the outputs for input 95 differ.
+    "RELU": [(0x3ca2f90b, -128, (np.uint32(0x3cb0d9ee).view(np.float32), -128))],
 }
 
 
