@@ -16,7 +16,7 @@ and ends with DEQUANTIZE).
 Per model NAME, in tests/fixtures/ops_zoo/:
   NAME.tflite        the converted model
   NAME_inputs.npy    (N_EVAL, *input dims): full-range uniform random int8 inputs
-                     (default_rng([SEED, i])); for float_edge float32 uniform in [-1.25, 1.25]
+                     (default_rng([SEED, 2, model index])); for float_edge float32 uniform in [-1.25, 1.25]
                      (some beyond the calibrated range, so QUANTIZE clamps), plus values on
                      half steps of the input scale
   NAME_inputs_q.npy  float_edge only: the int8 the model's QUANTIZE makes of NAME_inputs.npy,
@@ -418,7 +418,7 @@ def do_model(name):
             assert len(qs) == 1, (name, o)
     din, dout = io["inputs"][0], io["outputs"][0]
     shape = din["shape"][1:]
-    rng = np.random.default_rng([SEED, 2])
+    rng = np.random.default_rng([SEED, 2, list(MODELS).index(name)])
     files = {"model": path}
     if int8_io:
         assert din["dtype"] == "int8" and dout["dtype"] == "int8", io
@@ -490,7 +490,8 @@ outputs (`OpResolverType.BUILTIN_REF`, one input at a time). Written by
 ```
 
 (made by hand, not in CI; deterministic). Weights are random (seed {seed}, random
-BatchNormalization statistics), calibrated on {n_calib} uniform random float inputs in [-1, 1].
+BatchNormalization statistics, random biases), calibrated on {n_calib} uniform random float
+inputs in [-1, 1] (mbv3, whose Rescaling layer expects pixels: in [0, 255]).
 Versions: Python {python}, tensorflow {tf}, keras {keras}, numpy {numpy}.
 
 Per model `NAME`: `NAME.tflite`, `NAME_inputs.npy` ({n_eval} full-range random int8 inputs),
@@ -503,6 +504,46 @@ bit for bit). `fixtures.json` has every op's options and every tensor's quantiza
 
 Op lines read `index OP vVERSION: (inputs) -> outputs [options]`; small int32 constants (axes,
 paddings, shapes) are shown with their values.
+"""
+
+
+NOTES = """## What the converter made of the Keras layers
+
+(The op sequences are asserted by the script; the quantization values are those of this run.)
+
+- **ReLU after Add** is fused: `ADD` with `fusedActivationFunction=RELU`, no `RELU` op
+  (residual ops 3 and 7, activations op 7, float_edge op 3). A standalone `RELU` survives only
+  where nothing can take it: on the model input (activations op 0) and after a `CONCATENATION`
+  (concat op 8; the converter leaves CONCATENATION's own fused activation at NONE). Both
+  requantize (input and output quantization differ, e.g. s=0.0147 zp=-26 -> s=0.0088 zp=-128).
+  `ReLU(6.0)` after a MEAN stays a `RELU6` op (float_edge op 5, same quantization in and out).
+- **Keras Rescaling(1/127.5, offset=-1)** (MobileNetV3's preprocessing) becomes `MUL` by a 0-D
+  int8 constant then `ADD` of a 0-D int8 constant (mbv3 ops 0-1; shapes `[1,16,16,3]` and `[]`).
+- **hard_sigmoid** `ReLU(6)(x + 3) / 6` in the squeeze-excite block: the `+ 3` is folded into
+  the preceding conv's bias and the ReLU6 fused into it (mbv3 op 10), the `/ 6` is a `MUL` by a
+  0-D int8 constant (op 11). `x * hard_sigmoid(x)` and Keras' `Activation("hard_swish")` both
+  become `HARD_SWISH` (ops 3, 5, 7, 27).
+- **ZeroPadding2D(((0,1),(0,1))) + valid strided 3x3 conv** (what
+  `imagenet_utils.correct_pad` gives Keras' MobileNets) is folded into `CONV_2D padding=SAME`:
+  no PAD (mbv3 op 2). `PAD` appears for `tf.pad` before a valid strided depthwise conv (mbv3 op
+  15) and for `ZeroPadding2D(1)` before a valid max pool (concat op 4); paddings are an int32
+  `[4,2]` constant `[[0,0],[1,1],[1,1],[0,0]]`, input and output share their quantization.
+- **MEAN** (GlobalAveragePooling2D): axes an int32 `[2]` constant `[1,2]`, `keepDims=True`
+  (GAP `keepdims=True`: mbv3 ops 8, 28) or `False` (residual op 9, mbv3 op 17, float_edge op
+  4); input and output quantization always differ.
+- **CONCATENATION**: `axis=-1` (negative), fused NONE; the converter gives every input and the
+  output one quantization (asserted), by forcing the producing convs' output quantization: a
+  `CONV_2D` with fused RELU may then have output zp -26 (concat ops 0-3, 6), so its RELU clamp
+  is at the zero point, not at -128.
+- **MUL**: squeeze-excite broadcasts `[1,8,8,32] * [1,1,1,32]` and `[1,4,4,16] * [1,1,1,16]`,
+  and the 0-D constants above; fused NONE everywhere.
+- **ADD**: same shape, broadcast with a `[1,1,1,16]` int8 constant (residual op 8, Keras layer
+  `x + w`), a 0-D constant (mbv3 op 1); fused RELU or NONE.
+- **LEAKY_RELU**: `alpha` is the float32 0.2 (0x3e4ccccd). **LOGISTIC** output s=1/256
+  zp=-128, **TANH** output s=1/128 zp=0 (LiteRT's fixed output quantization).
+- **Flatten / Reshape** with batch None become `SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE`
+  (mbv3 ops 21-24, 30-33), as in the MNIST fixtures.
+- **float_edge**: `QUANTIZE` (float32 -> int8) first, `DEQUANTIZE` (int8 -> float32) last.
 """
 
 
@@ -528,8 +569,9 @@ def write_readme(meta):
             allops.setdefault("#" + o["op"], [0])[0] += 1
     for k in sorted(x for x in allops if not x.startswith("#")):
         out.append(f"- {k}: {allops['#' + k][0]} (v{', v'.join(map(str, sorted(allops[k])))})")
+    out.append("")
+    out.append(NOTES)
     for name, m in meta["models"].items():
-        out.append("")
         out.append(f"## {name}")
         out.append("")
         out.append(m["description"])
@@ -537,7 +579,7 @@ def write_readme(meta):
         out.append("```")
         out.extend(m["op_lines"])
         out.append("```")
-    out.append("")
+        out.append("")
     out.append("## Files")
     out.append("")
     out.append("| file | bytes | sha256 |")
