@@ -1,6 +1,6 @@
 //! Runs a validated model in one caller-provided arena.
 
-use crate::format::{AddOp, ConcatOp, ConvOp, Model, Op, OpKind, Tensor, TensorId};
+use crate::format::{AddOp, ConcatOp, ConvOp, Model, MulOp, Op, OpKind, Tensor, TensorId};
 use crate::kernels::add::AddParams;
 use crate::kernels::fast::{self, FcRequant, PoolWindow};
 use crate::kernels::{self, span_mut, FloatRequantize, Requantize};
@@ -239,6 +239,7 @@ pub(crate) fn execute(
             }
         }
         Op::Add(a) if cfg!(feature = "op-add") => add_op(model, a, arena),
+        Op::Mul(m) if cfg!(feature = "op-mul") => mul_op(model, m, arena),
         Op::Lookup(l) if cfg!(feature = "op-lookup") => {
             let (input, output) = split_io(arena, &input_t, &output_t)?;
             if input.len() != output.len() {
@@ -359,6 +360,27 @@ fn concatenation_op(model: &Model<'_>, c: &ConcatOp<'_>, arena: &mut [u8]) -> Re
     Ok(())
 }
 
+/// Runs a Mul op (either operand may be a constant from the model).
+fn mul_op(model: &Model<'_>, m: &MulOp, arena: &mut [u8]) -> Result<(), Error> {
+    let (t1, t2, out_t) = (
+        model.tensor(m.input1)?,
+        model.tensor(m.input2)?,
+        model.tensor(m.output)?,
+    );
+    let params = kernels::MulParams {
+        input1_offset: -t1.zero_point,
+        input2_offset: -t2.zero_point,
+        output_offset: out_t.zero_point,
+        output_multiplier: m.multiplier,
+        output_shift: m.shift,
+        act_min: m.act_min,
+        act_max: m.act_max,
+    };
+    let io = OpArena::split(arena, &out_t)?;
+    let (x, y) = (io.input(&t1)?, io.input(&t2)?);
+    kernels::mul(x, dims4(&t1)?, y, dims4(&t2)?, &params, io.output)
+}
+
 /// A tensor's dimensions extended to 4-D with leading ones (TFLite's `ExtendedShape`).
 fn dims4(t: &Tensor<'_>) -> Result<kernels::broadcast::Dims4, Error> {
     let mut dims = [1usize; 4];
@@ -395,7 +417,13 @@ impl<'x> OpArena<'x> {
         })
     }
 
-    fn input(&self, t: &Tensor<'_>) -> Result<&'x [i8], Error> {
+    fn input<'t>(&self, t: &Tensor<'t>) -> Result<&'x [i8], Error>
+    where
+        't: 'x,
+    {
+        if t.is_constant() {
+            return t.data_i8();
+        }
         let r = arena_range(t)?;
         let bytes = if r.end <= self.below.len() {
             self.below.get(r)

@@ -14,7 +14,7 @@ mod writer;
 
 pub use model::Model;
 pub use ops::{
-    AddOp, ConcatOp, ConvOp, FullyConnectedOp, Inputs, LookupFunction, LookupOp, MeanOp, Op,
+    AddOp, ConcatOp, ConvOp, FullyConnectedOp, Inputs, LookupFunction, LookupOp, MeanOp, MulOp, Op,
     OpKind, PadOp, PoolOp, SoftmaxOp,
 };
 pub use tensor::{DType, Dims, Tensor};

@@ -34,6 +34,8 @@ pub enum OpKind {
     Pad = 11,
     /// Concatenation of several activations along one axis (version 3).
     Concatenation = 12,
+    /// Element-wise product of two operands (version 3).
+    Mul = 13,
 }
 
 impl OpKind {
@@ -52,6 +54,7 @@ impl OpKind {
             OpKind::Mean => "Mean",
             OpKind::Pad => "Pad",
             OpKind::Concatenation => "Concatenation",
+            OpKind::Mul => "Mul",
         }
     }
 
@@ -74,6 +77,7 @@ impl OpKind {
             OpKind::Mean => cfg!(feature = "op-mean"),
             OpKind::Pad => cfg!(feature = "op-pad"),
             OpKind::Concatenation => cfg!(feature = "op-concatenation"),
+            OpKind::Mul => cfg!(feature = "op-mul"),
         }
     }
 
@@ -102,6 +106,7 @@ impl OpKind {
             10 => OpKind::Mean,
             11 => OpKind::Pad,
             12 => OpKind::Concatenation,
+            13 => OpKind::Mul,
             other => return Err(Error::UnknownOp(other)),
         })
     }
@@ -229,6 +234,27 @@ pub struct AddOp {
     pub output_multiplier: i32,
     /// Shift of the sum.
     pub output_shift: i8,
+}
+
+/// An element-wise product of two int8 operands (TFLite's MUL): `clamp(MultiplyByQuantized
+/// Multiplier((x₁ − z₁)(x₂ − z₂), multiplier, shift) + z_out, act_min, act_max)`. Either
+/// operand may broadcast along its size-1 dimensions, and either may be a constant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MulOp {
+    /// First operand.
+    pub input1: TensorId,
+    /// Second operand.
+    pub input2: TensorId,
+    /// int8 output.
+    pub output: TensorId,
+    /// Fused activation's lower clamp (quantized).
+    pub act_min: i8,
+    /// Fused activation's upper clamp (quantized).
+    pub act_max: i8,
+    /// Q31 multiplier of `s₁ · s₂ / s_out`.
+    pub multiplier: i32,
+    /// Its shift (positive = left).
+    pub shift: i32,
 }
 
 /// The activations an op reads, in order.
@@ -427,6 +453,8 @@ pub enum Op<'a> {
     Pad(PadOp),
     /// Concatenation.
     Concatenation(ConcatOp<'a>),
+    /// Element-wise product.
+    Mul(MulOp),
 }
 
 impl<'a> Op<'a> {
@@ -445,6 +473,7 @@ impl<'a> Op<'a> {
             Op::Mean(_) => OpKind::Mean,
             Op::Pad(_) => OpKind::Pad,
             Op::Concatenation(_) => OpKind::Concatenation,
+            Op::Mul(_) => OpKind::Mul,
         }
     }
 
@@ -452,6 +481,7 @@ impl<'a> Op<'a> {
     pub fn inputs(&self) -> Inputs<'a> {
         match self {
             Op::Add(a) => Inputs::two(a.input1, a.input2),
+            Op::Mul(m) => Inputs::two(m.input1, m.input2),
             Op::Concatenation(c) => Inputs::List(c.inputs),
             _ => Inputs::one(self.input()),
         }
@@ -470,6 +500,7 @@ impl<'a> Op<'a> {
             Op::Mean(m) => m.input,
             Op::Pad(p) => p.input,
             Op::Concatenation(c) => c.inputs.first().copied().unwrap_or(NO_TENSOR),
+            Op::Mul(m) => m.input1,
         }
     }
 
@@ -486,6 +517,7 @@ impl<'a> Op<'a> {
             Op::Mean(m) => m.output,
             Op::Pad(p) => p.output,
             Op::Concatenation(c) => c.output,
+            Op::Mul(m) => m.output,
         }
     }
 
@@ -561,6 +593,7 @@ impl<'a> Op<'a> {
         let p2 = r.i32::<36>();
         match kind {
             OpKind::Add => return decode_add(&r),
+            OpKind::Mul => return decode_mul(&r),
             OpKind::Lookup | OpKind::Mean | OpKind::Pad | OpKind::Concatenation => {
                 return decode_data_op(kind, &r, blob, data_section)
             }
@@ -727,9 +760,12 @@ impl<'a> Op<'a> {
                 },
             }),
             OpKind::Reshape => Op::Reshape { input, output },
-            OpKind::Add | OpKind::Lookup | OpKind::Mean | OpKind::Pad | OpKind::Concatenation => {
-                return Err(Error::UnknownOp(kind as u8))
-            }
+            OpKind::Add
+            | OpKind::Mul
+            | OpKind::Lookup
+            | OpKind::Mean
+            | OpKind::Pad
+            | OpKind::Concatenation => return Err(Error::UnknownOp(kind as u8)),
         })
     }
 
@@ -818,6 +854,13 @@ impl<'a> Op<'a> {
                 }
             }
             Op::Concatenation(c) => r[12] = c.axis,
+            Op::Mul(m) => {
+                r[2] = m.act_min as u8;
+                r[3] = m.act_max as u8;
+                r[8..10].copy_from_slice(&m.input2.to_le_bytes());
+                r[28..32].copy_from_slice(&m.multiplier.to_le_bytes());
+                r[32..36].copy_from_slice(&m.shift.to_le_bytes());
+            }
         }
         if let Some((_, count)) = self.payload() {
             r[20..24].copy_from_slice(&to_u32(requant_offset)?.to_le_bytes());
@@ -873,6 +916,37 @@ fn decode_add(r: &Record<'_, OP_RECORD_LEN>) -> Result<Op<'static>, Error> {
         return Err(Error::BadQuantization);
     }
     Ok(Op::Add(add))
+}
+
+/// Decodes a Mul record (version 3): the second operand in the filter slot, multiplier and
+/// shift in bytes 28..36; every other field is zero or "no tensor".
+fn decode_mul(r: &Record<'_, OP_RECORD_LEN>) -> Result<Op<'static>, Error> {
+    let mul = MulOp {
+        input1: r.u16::<4>(),
+        input2: r.u16::<8>(),
+        output: r.u16::<6>(),
+        act_min: r.i8::<2>(),
+        act_max: r.i8::<3>(),
+        multiplier: r.i32::<28>(),
+        shift: r.i32::<32>(),
+    };
+    let unused_is_zero = r.u8::<1>() == 0
+        && r.u16::<10>() == NO_TENSOR
+        && r.u32::<12>() == 0
+        && r.u16::<16>() == 0
+        && r.u16::<18>() == 0
+        && r.u32::<20>() == 0
+        && r.u32::<24>() == 0
+        && r.u32::<36>() == 0
+        && r.u32::<40>() == 0
+        && r.u32::<44>() == 0;
+    if !unused_is_zero || mul.act_min > mul.act_max {
+        return Err(Error::InvalidParameter);
+    }
+    if mul.multiplier < 0 || !(-31..=30).contains(&mul.shift) {
+        return Err(Error::BadQuantization);
+    }
+    Ok(Op::Mul(mul))
 }
 
 /// Decodes the version-3 ops whose record holds only tensors and a few parameters, and

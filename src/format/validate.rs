@@ -139,6 +139,10 @@ pub(crate) fn check_graph<'a>(g: &impl Graph<'a>) -> Result<(), Error> {
             return Err(Error::InvalidParameter);
         }
         for t in op.inputs().iter() {
+            // A binary op's constant operand is read from the model, not the arena.
+            if g.tensor(t)?.is_constant() {
+                continue;
+            }
             let life = g.lifetime(t)?;
             if life.first >= step || life.last < step {
                 return Err(Error::BadOpOrder);
@@ -343,11 +347,11 @@ fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
             }
             Ok(())
         }
-        Op::Add(a) => {
-            OpKind::Add.require_built()?;
-            let out = activation(g, a.output)?;
-            for id in [a.input1, a.input2] {
-                let t = activation(g, id)?;
+        Op::Add(_) | Op::Mul(_) => {
+            op.kind().require_built()?;
+            let out = activation(g, op.output())?;
+            for id in op.inputs().iter() {
+                let t = operand(g, id)?;
                 if !broadcasts_to(&t.dims, &out.dims) {
                     return Err(Error::InconsistentShape);
                 }
@@ -478,6 +482,23 @@ fn activation<'a>(g: &impl Graph<'a>, id: TensorId) -> Result<Tensor<'a>, Error>
         return Err(Error::BadTensorIndex(id));
     }
     if !(-128..=127).contains(&t.zero_point) || t.scale <= 0.0 {
+        return Err(Error::BadQuantization);
+    }
+    Ok(t)
+}
+
+/// An operand of an element-wise binary op: an activation, or an int8 constant quantized
+/// per tensor like one.
+#[inline(never)]
+fn operand<'a>(g: &impl Graph<'a>, id: TensorId) -> Result<Tensor<'a>, Error> {
+    let t = g.tensor(id)?;
+    if !t.is_constant() {
+        return activation(g, id);
+    }
+    if t.dtype != DType::Int8 {
+        return Err(Error::BadDataType);
+    }
+    if !(-128..=127).contains(&t.zero_point) || t.scale <= 0.0 || !t.channel_scales.is_empty() {
         return Err(Error::BadQuantization);
     }
     Ok(t)

@@ -166,9 +166,12 @@ pub(crate) fn analyze(model: &Model<'_>, config: &TrainConfig) -> Result<Plan, T
         }
         match op {
             // The backward pass follows a chain; a join of two branches is not one.
-            Op::Add(_) | Op::Lookup(_) | Op::Mean(_) | Op::Pad(_) | Op::Concatenation(_) => {
-                return Err(TrainError::Unsupported { op: i })
-            }
+            Op::Add(_)
+            | Op::Lookup(_)
+            | Op::Mean(_)
+            | Op::Pad(_)
+            | Op::Concatenation(_)
+            | Op::Mul(_) => return Err(TrainError::Unsupported { op: i }),
             Op::FullyConnected(_) | Op::Conv2d(_) => {
                 if i >= train_from {
                     save(model, &mut saved, op.input())?;

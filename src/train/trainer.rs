@@ -606,7 +606,8 @@ impl<'m, 'a> Trainer<'m, 'a> {
                 | Op::Lookup(_)
                 | Op::Mean(_)
                 | Op::Pad(_)
-                | Op::Concatenation(_) => return Err(TrainError::Unsupported { op: i }),
+                | Op::Concatenation(_)
+                | Op::Mul(_) => return Err(TrainError::Unsupported { op: i }),
             }
             if i > self.first {
                 core::mem::swap(&mut cur, &mut other);

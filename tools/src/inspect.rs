@@ -149,6 +149,11 @@ fn layer(model: &Model<'_>, op: &Op<'_>) -> Result<LayerInfo, fixnet::Error> {
             0,
             0,
         ),
+        Op::Mul(m) => (
+            format!("t{} * t{}{}", m.input1, m.input2, clamp(m.act_min, m.act_max)),
+            0,
+            out_elems,
+        ),
         Op::Lookup(l) => (l.function.name().to_string(), 256, 0),
         Op::Mean(_) => (String::new(), 0, input.dims.num_elements()),
         Op::Pad(p) => (format!("{:?}", p.paddings), 0, 0),

@@ -81,6 +81,17 @@ pub enum Elementwise {
     HardSwish,
     /// int8 → int8 requantization (QUANTIZE between two scales).
     Requantize,
+    /// `max(x, 0)` (a RELU layer of its own, which may requantize).
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+    /// `min(max(x, −1), 1)`.
+    ReluN1To1,
+    /// `x` above 0, `alpha · x` below.
+    LeakyRelu {
+        /// Slope below zero.
+        alpha: f32,
+    },
 }
 
 impl Elementwise {
@@ -91,6 +102,10 @@ impl Elementwise {
             Elementwise::Tanh => "TANH",
             Elementwise::HardSwish => "HARD_SWISH",
             Elementwise::Requantize => "QUANTIZE",
+            Elementwise::Relu => "RELU",
+            Elementwise::Relu6 => "RELU6",
+            Elementwise::ReluN1To1 => "RELU_N1_TO_1",
+            Elementwise::LeakyRelu { .. } => "LEAKY_RELU",
         }
     }
 }
@@ -255,6 +270,17 @@ pub enum Layer {
         /// Axis in 4-D terms.
         axis: usize,
     },
+    /// Element-wise product of two operands (either may broadcast, either may be constant).
+    Mul {
+        /// First operand.
+        input1: TensorId,
+        /// Second operand.
+        input2: TensorId,
+        /// Output activation.
+        output: TensorId,
+        /// Fused activation.
+        activation: Activation,
+    },
     /// Element-wise sum of two activations (either may broadcast along size-1 dimensions).
     Add {
         /// First input.
@@ -280,6 +306,7 @@ impl Layer {
             Layer::Softmax { .. } => "SOFTMAX",
             Layer::Reshape { .. } => "RESHAPE",
             Layer::Add { .. } => "ADD",
+            Layer::Mul { .. } => "MUL",
             Layer::Elementwise { function, .. } => function.name(),
             Layer::Mean { .. } => "MEAN",
             Layer::Pad { .. } => "PAD",
@@ -290,7 +317,9 @@ impl Layer {
     /// Every activation the layer reads, in order.
     pub fn inputs(&self) -> Vec<TensorId> {
         match self {
-            Layer::Add { input1, input2, .. } => vec![*input1, *input2],
+            Layer::Add { input1, input2, .. } | Layer::Mul { input1, input2, .. } => {
+                vec![*input1, *input2]
+            }
             Layer::Concatenation { inputs, .. } => inputs.clone(),
             _ => vec![self.input()],
         }
@@ -303,7 +332,7 @@ impl Layer {
             Layer::MaxPool(p) | Layer::AvgPool(p) => p.input,
             Layer::FullyConnected(f) => f.input,
             Layer::Softmax { input, .. } | Layer::Reshape { input, .. } => *input,
-            Layer::Add { input1, .. } => *input1,
+            Layer::Add { input1, .. } | Layer::Mul { input1, .. } => *input1,
             Layer::Elementwise { input, .. }
             | Layer::Mean { input, .. }
             | Layer::Pad { input, .. } => *input,
@@ -320,6 +349,7 @@ impl Layer {
             Layer::Softmax { output, .. }
             | Layer::Reshape { output, .. }
             | Layer::Add { output, .. }
+            | Layer::Mul { output, .. }
             | Layer::Elementwise { output, .. }
             | Layer::Mean { output, .. }
             | Layer::Pad { output, .. }
@@ -340,6 +370,9 @@ pub struct Graph {
     pub input: TensorId,
     /// The model's output.
     pub output: TensorId,
+    /// The values of constant operands (int8 tensors an Add or a Mul reads from the model
+    /// rather than from an earlier layer), by tensor.
+    pub constants: std::collections::BTreeMap<TensorId, Vec<i8>>,
 }
 
 impl Graph {
@@ -386,6 +419,13 @@ impl Graph {
         // Every layer reads what an earlier one (or the model input) wrote, and writes a
         // tensor nothing else writes.
         let mut written = vec![false; self.tensors.len()];
+        for &id in self.constants.keys() {
+            ensure!(
+                self.tensors.get(id).map(TensorInfo::len) == self.constants.get(&id).map(Vec::len),
+                "constant tensor {id} has the wrong number of values"
+            );
+            written[id] = true;
+        }
         written[self.input] = true;
         for (i, layer) in self.layers.iter().enumerate() {
             let ctx = || format!("layer {i} ({})", layer.name());
@@ -507,7 +547,7 @@ impl Graph {
                     output.zero_point
                 );
             }
-            Layer::Add { input1, input2, .. } => {
+            Layer::Add { input1, input2, .. } | Layer::Mul { input1, input2, .. } => {
                 for id in [*input1, *input2] {
                     let t = self.tensor(id)?;
                     ensure!(

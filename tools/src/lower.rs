@@ -22,11 +22,12 @@ use crate::ir::{
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use fixnet::float::Activation as CoreActivation;
 use fixnet::format::{
-    AddOp, ConcatOp, ConvOp, Dims, FullyConnectedOp, LookupFunction, LookupOp, MeanOp, Op, PadOp,
-    PoolOp, SoftmaxOp, Tensor, TensorId as CoreId,
+    AddOp, ConcatOp, ConvOp, Dims, FullyConnectedOp, LookupFunction, LookupOp, MeanOp, MulOp, Op,
+    PadOp, PoolOp, SoftmaxOp, Tensor, TensorId as CoreId,
 };
 use fixnet::kernels::{
-    AddParams, HardSwishParams, Lut, MeanParams, RequantizeParams, SoftmaxParams,
+    AddParams, HardSwishParams, LeakyReluParams, Lut, MeanParams, MulParams, ReluParams,
+    RequantizeParams, SoftmaxParams,
 };
 use fixnet::quant;
 
@@ -129,8 +130,8 @@ struct Owned {
     add: Option<AddParams>,
     /// A look-up op's 256 outputs.
     table: Vec<i8>,
-    /// A mean's multiplier and shift.
-    mean: Option<(i32, i32)>,
+    /// A mean's or a mul's multiplier and shift.
+    rescale: Option<(i32, i32)>,
 }
 
 /// Convert-time rewrites [`lower_with`] may apply.
@@ -192,6 +193,16 @@ pub fn lower_with(graph: &Graph, options: &LowerOptions) -> Result<Vec<u8>> {
 
     let mut b = Parts::default();
     let mut ids: Vec<Option<CoreId>> = vec![None; graph.tensors.len()];
+    // Constant operands: int8 values with the tensor's own quantization.
+    for (&id, values) in &graph.constants {
+        let t = graph.tensor(id)?;
+        let dims = dims(&t.shape).with_context(|| format!("constant '{}'", t.name))?;
+        ids[id] = Some(b.add_tensor(Tensor {
+            zero_point: t.zero_point,
+            scale: t.scale,
+            ..Tensor::weights(dims, values, &[], 0)
+        })?);
+    }
     let mut activation = |b: &mut Parts<'_>, id: TensorId| -> Result<CoreId> {
         if let Some(core) = ids[id] {
             return Ok(core);
@@ -220,7 +231,9 @@ pub fn lower_with(graph: &Graph, options: &LowerOptions) -> Result<Vec<u8>> {
         let ctx = || format!("layer {i} ({})", layer.name());
         let x = activation(&mut b, layer.input()).with_context(ctx)?;
         let x2 = match layer {
-            Layer::Add { input2, .. } => Some(activation(&mut b, *input2).with_context(ctx)?),
+            Layer::Add { input2, .. } | Layer::Mul { input2, .. } => {
+                Some(activation(&mut b, *input2).with_context(ctx)?)
+            }
             _ => None,
         };
         let y = activation(&mut b, layer.output()).with_context(ctx)?;
@@ -316,6 +329,10 @@ pub fn lower_with(graph: &Graph, options: &LowerOptions) -> Result<Vec<u8>> {
                     Elementwise::Tanh => LookupFunction::Tanh,
                     Elementwise::HardSwish => LookupFunction::HardSwish,
                     Elementwise::Requantize => LookupFunction::Requantize,
+                    Elementwise::Relu => LookupFunction::Relu,
+                    Elementwise::Relu6 => LookupFunction::Relu6,
+                    Elementwise::ReluN1To1 => LookupFunction::ReluN1To1,
+                    Elementwise::LeakyRelu { .. } => LookupFunction::LeakyRelu,
                 },
                 table: own
                     .table
@@ -324,7 +341,7 @@ pub fn lower_with(graph: &Graph, options: &LowerOptions) -> Result<Vec<u8>> {
                     .context("look-up table missing")?,
             }),
             Layer::Mean { .. } => {
-                let (multiplier, shift) = own.mean.context("mean parameters missing")?;
+                let (multiplier, shift) = own.rescale.context("mean parameters missing")?;
                 Op::Mean(MeanOp {
                     input: x,
                     output: y,
@@ -349,6 +366,18 @@ pub fn lower_with(graph: &Graph, options: &LowerOptions) -> Result<Vec<u8>> {
                 output: y,
                 axis: u8::try_from(*axis).context("concatenation axis")?,
             }),
+            Layer::Mul { .. } => {
+                let (multiplier, shift) = own.rescale.context("mul parameters missing")?;
+                Op::Mul(MulOp {
+                    input1: x,
+                    input2: x2.context("mul has no second input")?,
+                    output: y,
+                    act_min: own.act.0,
+                    act_max: own.act.1,
+                    multiplier,
+                    shift,
+                })
+            }
             Layer::Add { .. } => {
                 let p = own.add.context("add parameters missing")?;
                 let narrow = |v: i32| i8::try_from(v).context("add shift out of range");
@@ -419,7 +448,7 @@ fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
                 softmax: None,
                 add: None,
                 table: Vec::new(),
-                mean: None,
+                rescale: None,
             }
         }
         Layer::MaxPool(Pool { activation, .. }) | Layer::AvgPool(Pool { activation, .. }) => {
@@ -455,7 +484,7 @@ fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
                 softmax: None,
                 add: None,
                 table: Vec::new(),
-                mean: None,
+                rescale: None,
             }
         }
         Layer::Softmax { beta, .. } => Owned {
@@ -476,11 +505,36 @@ fn prepare(graph: &Graph, layer: &Layer) -> Result<Owned> {
             )
             .map_err(|e| anyhow!("mean quantization: {e}"))?;
             Owned {
-                mean: Some((p.multiplier, p.shift)),
+                rescale: Some((p.multiplier, p.shift)),
                 ..Owned::default()
             }
         }
         Layer::Pad { .. } | Layer::Concatenation { .. } => Owned::default(),
+        Layer::Mul {
+            input1,
+            input2,
+            activation,
+            ..
+        } => {
+            let (a, b) = (graph.tensor(*input1)?, graph.tensor(*input2)?);
+            let act = activation_range(*activation, output)?;
+            let p = MulParams::new(
+                a.scale,
+                a.zero_point,
+                b.scale,
+                b.zero_point,
+                output.scale,
+                output.zero_point,
+                act.0,
+                act.1,
+            )
+            .map_err(|e| anyhow!("mul quantization: {e}"))?;
+            Owned {
+                act,
+                rescale: Some((p.output_multiplier, p.output_shift)),
+                ..Owned::default()
+            }
+        }
         Layer::Add {
             input1,
             input2,
@@ -527,6 +581,19 @@ fn lookup_table(function: Elementwise, input: &TensorInfo, output: &TensorInfo) 
         }
         Elementwise::Requantize => {
             let p = RequantizeParams::new((si, zi), (so, zo)).map_err(err)?;
+            Box::new(move |q| p.apply(q))
+        }
+        Elementwise::Relu | Elementwise::Relu6 | Elementwise::ReluN1To1 => {
+            let (lo, hi) = match function {
+                Elementwise::Relu => (0.0, f32::INFINITY),
+                Elementwise::Relu6 => (0.0, 6.0),
+                _ => (-1.0, 1.0),
+            };
+            let p = ReluParams::new(si, zi, so, zo, lo, hi).map_err(err)?;
+            Box::new(move |q| p.apply(q))
+        }
+        Elementwise::LeakyRelu { alpha } => {
+            let p = LeakyReluParams::new(si, zi, so, zo, alpha).map_err(err)?;
             Box::new(move |q| p.apply(q))
         }
     };

@@ -193,6 +193,7 @@ pub fn op_features(model: &Model<'_>) -> Result<Vec<&'static str>> {
             OpKind::FullyConnected => "op-fully-connected",
             OpKind::Softmax => "op-softmax",
             OpKind::Add => "op-add",
+            OpKind::Mul => "op-mul",
             OpKind::Lookup => "op-lookup",
             OpKind::Mean => "op-mean",
             OpKind::Pad => "op-pad",

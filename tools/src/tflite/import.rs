@@ -4,8 +4,8 @@ use super::fold::{self, Folded};
 use super::opcodes as op;
 use super::schema::{
     self, tensor_type, AddOptions, Buffer, Conv2DOptions, DepthwiseConv2DOptions,
-    FullyConnectedOptions, Operator, PackOptions, Pool2DOptions, ReshapeOptions, SoftmaxOptions,
-    StridedSliceOptions, TensorDef,
+    FullyConnectedOptions, LeakyReluOptions, MulOptions, Operator, PackOptions, Pool2DOptions,
+    ReshapeOptions, SoftmaxOptions, StridedSliceOptions, TensorDef,
 };
 use crate::ir::{
     self, Activation, Conv, Elementwise, Graph, Layer, Padding, TensorId, TensorInfo, Weights,
@@ -444,8 +444,18 @@ impl<'a> Importer<'a> {
             op::ADD => {
                 let opts: AddOptions = o.options().context("missing AddOptions")?;
                 let layer = Layer::Add {
-                    input1: self.activation(input(0)?)?,
-                    input2: self.activation(input(1)?)?,
+                    input1: self.operand(input(0)?)?,
+                    input2: self.operand(input(1)?)?,
+                    output: self.activation(out)?,
+                    activation: activation(opts.activation())?,
+                };
+                self.graph.layers.push(layer);
+            }
+            op::MUL => {
+                let opts: MulOptions = o.options().context("missing MulOptions")?;
+                let layer = Layer::Mul {
+                    input1: self.operand(input(0)?)?,
+                    input2: self.operand(input(1)?)?,
                     output: self.activation(out)?,
                     activation: activation(opts.activation())?,
                 };
@@ -511,7 +521,14 @@ impl<'a> Importer<'a> {
                 let r = fold::pack(&values, o.options::<PackOptions>())?;
                 self.folded.insert(out, r);
             }
-            op::LOGISTIC | op::TANH | op::HARD_SWISH | op::QUANTIZE => {
+            op::LOGISTIC
+            | op::TANH
+            | op::HARD_SWISH
+            | op::QUANTIZE
+            | op::RELU
+            | op::RELU6
+            | op::RELU_N1_TO_1
+            | op::LEAKY_RELU => {
                 let x = input(0)?;
                 ensure!(
                     self.tensor(x)?.dtype() == tensor_type::INT8,
@@ -521,6 +538,15 @@ impl<'a> Importer<'a> {
                     op::LOGISTIC => Elementwise::Logistic,
                     op::TANH => Elementwise::Tanh,
                     op::HARD_SWISH => Elementwise::HardSwish,
+                    op::RELU => Elementwise::Relu,
+                    op::RELU6 => Elementwise::Relu6,
+                    op::RELU_N1_TO_1 => Elementwise::ReluN1To1,
+                    op::LEAKY_RELU => Elementwise::LeakyRelu {
+                        alpha: o
+                            .options::<LeakyReluOptions>()
+                            .context("missing LeakyReluOptions")?
+                            .alpha(),
+                    },
                     _ => Elementwise::Requantize,
                 };
                 let layer = Layer::Elementwise {
@@ -607,6 +633,53 @@ impl<'a> Importer<'a> {
             ),
         }
         Ok(())
+    }
+
+    /// An operand of an element-wise binary op: an activation, or an int8 constant quantized
+    /// per tensor (a scalar counts as shape `[1]`).
+    fn operand(&mut self, index: usize) -> Result<TensorId> {
+        if let Some(&id) = self.ids.get(&index) {
+            return Ok(id);
+        }
+        let t = self.tensor(index)?;
+        let Some(data) = self.data(&t)? else {
+            return self.activation(index);
+        };
+        let name = Self::name(&t);
+        ensure!(
+            t.dtype() == tensor_type::INT8,
+            "constant operand '{name}' is {}: only int8 constants are supported",
+            tensor_type::name(t.dtype())
+        );
+        let (scales, zero_points, _) = quantization(&t)?;
+        ensure!(
+            scales.len() == 1 && zero_points.len() <= 1,
+            "constant operand '{name}' must be quantized per tensor"
+        );
+        let zero_point = i32::try_from(zero_points.first().copied().unwrap_or(0))
+            .ok()
+            .filter(|z| (-128..=127).contains(z))
+            .with_context(|| format!("constant '{name}': zero point out of the int8 range"))?;
+        let mut shape = self.shape(index)?;
+        if shape.is_empty() {
+            shape = vec![1];
+        }
+        ensure!(
+            ir::elements(&shape) == data.len(),
+            "constant '{name}' has {} values for shape {shape:?}",
+            data.len()
+        );
+        let id = self.graph.add_tensor(TensorInfo {
+            name,
+            shape,
+            scale: scales[0],
+            zero_point,
+        });
+        self.graph
+            .constants
+            .insert(id, data.iter().map(|&b| b as i8).collect());
+        self.ids.insert(index, id);
+        Ok(id)
     }
 
     /// The constant value of a PADV2 (an int8 or int32 scalar).

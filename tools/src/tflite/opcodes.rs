@@ -10,6 +10,16 @@ pub const CONCATENATION: i32 = 2;
 pub const LOGISTIC: i32 = 14;
 /// `TANH`.
 pub const TANH: i32 = 28;
+/// `MUL`.
+pub const MUL: i32 = 18;
+/// `RELU`.
+pub const RELU: i32 = 19;
+/// `RELU_N1_TO_1`.
+pub const RELU_N1_TO_1: i32 = 20;
+/// `RELU6`.
+pub const RELU6: i32 = 21;
+/// `LEAKY_RELU`.
+pub const LEAKY_RELU: i32 = 98;
 /// `PAD`.
 pub const PAD: i32 = 34;
 /// `MEAN`.

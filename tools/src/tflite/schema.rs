@@ -231,6 +231,8 @@ fn verify_options(tag: u8, v: &mut Verifier, pos: usize) -> Result<(), InvalidFl
         FullyConnectedOptions::UNION_TYPE => table::<FullyConnectedOptions>(v, pos),
         SoftmaxOptions::UNION_TYPE => table::<SoftmaxOptions>(v, pos),
         AddOptions::UNION_TYPE => table::<AddOptions>(v, pos),
+        MulOptions::UNION_TYPE => table::<MulOptions>(v, pos),
+        LeakyReluOptions::UNION_TYPE => table::<LeakyReluOptions>(v, pos),
         ReshapeOptions::UNION_TYPE => table::<ReshapeOptions>(v, pos),
         StridedSliceOptions::UNION_TYPE => table::<StridedSliceOptions>(v, pos),
         PackOptions::UNION_TYPE => table::<PackOptions>(v, pos),
@@ -332,6 +334,30 @@ options!(AddOptions, 11);
 
 impl AddOptions<'_> {
     scalar!(activation, 0, i8, 0);
+}
+
+// table MulOptions { fused_activation_function:byte; }
+table!(MulOptions, |tv| tv.visit_field::<i8>(
+    "fused_activation_function",
+    slot(0),
+    false
+)?);
+options!(MulOptions, 21);
+
+impl MulOptions<'_> {
+    scalar!(activation, 0, i8, 0);
+}
+
+// table LeakyReluOptions { alpha:float; }
+table!(LeakyReluOptions, |tv| tv.visit_field::<f32>(
+    "alpha",
+    slot(0),
+    false
+)?);
+options!(LeakyReluOptions, 75);
+
+impl LeakyReluOptions<'_> {
+    scalar!(alpha, 0, f32, 0.0);
 }
 
 // table SoftmaxOptions { beta:float; }

@@ -1,0 +1,79 @@
+//! Small int8 models built around the ops beyond the seed CNN's — residual ADDs (one of a
+//! constant), a MobileNetV3-style block (HARD_SWISH, PAD, MEAN, squeeze-and-excite MUL,
+//! LOGISTIC), CONCATENATION, stand-alone RELU / RELU6 / TANH / LEAKY_RELU, and a model with
+//! float edges (QUANTIZE in, DEQUANTIZE out) — converted by fixnet must reproduce LiteRT's
+//! reference-kernel outputs byte for byte (tests/fixtures/ops_zoo/, made by
+//! tools/scripts/make_op_zoo.py).
+
+use fixnet::Interpreter;
+use fixnet_tools::{fxn::ModelBytes, lower, npy, tflite};
+use std::path::{Path, PathBuf};
+
+fn zoo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/ops_zoo")
+        .join(name)
+}
+
+fn read_i8(name: &str) -> (Vec<usize>, Vec<i8>) {
+    let bytes = std::fs::read(zoo(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    npy::decode_i8(&bytes).unwrap_or_else(|e| panic!("{name}: {e:#}"))
+}
+
+/// Converts `STEM.tflite`, runs every row of `inputs` alone and compares with `reference`.
+fn check(stem: &str, inputs: &str, reference: &str) {
+    let tflite = std::fs::read(zoo(&format!("{stem}.tflite"))).unwrap();
+    let graph = tflite::import(&tflite).unwrap_or_else(|e| panic!("{stem}: import: {e:#}"));
+    let lowered = lower::lower(&graph).unwrap_or_else(|e| panic!("{stem}: lower: {e:#}"));
+    let bytes = ModelBytes::new(&lowered);
+    let model = bytes.model().unwrap_or_else(|e| panic!("{stem}: load: {e:#}"));
+    let mut arena = vec![0u8; model.arena_size()];
+    let mut interp = Interpreter::new(&model, &mut arena).unwrap();
+    let (in_shape, x) = read_i8(inputs);
+    let (_, want) = read_i8(reference);
+    let input_len = interp.input_mut().len();
+    let outputs = interp.output().len();
+    assert_eq!(in_shape[1..].iter().product::<usize>(), input_len, "{stem}");
+    assert_eq!(want.len(), in_shape[0] * outputs, "{stem}: reference size");
+    let mut got = Vec::with_capacity(want.len());
+    for row in x.chunks_exact(input_len) {
+        interp.input_mut().copy_from_slice(row);
+        interp.invoke().unwrap_or_else(|e| panic!("{stem}: {e}"));
+        got.extend_from_slice(interp.output());
+    }
+    let mismatches = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+    println!(
+        "{stem}: {} ops, compared {} bytes ({} inputs x {outputs}) with LiteRT BUILTIN_REF: {mismatches} mismatching",
+        model.op_count(),
+        want.len(),
+        in_shape[0]
+    );
+    assert_eq!(mismatches, 0, "{stem}: {mismatches} bytes differ from LiteRT");
+}
+
+#[test]
+fn residual_adds_including_a_constant_operand() {
+    check("residual", "residual_inputs.npy", "residual_ref.npy");
+}
+
+#[test]
+fn mobilenet_v3_block_hard_swish_pad_mean_mul_logistic() {
+    check("mbv3", "mbv3_inputs.npy", "mbv3_ref.npy");
+}
+
+#[test]
+fn concatenation_pad_and_a_requantizing_relu() {
+    check("concat", "concat_inputs.npy", "concat_ref.npy");
+}
+
+#[test]
+fn standalone_activations_relu_tanh_logistic_leaky_relu() {
+    check("activations", "activations_inputs.npy", "activations_ref.npy");
+}
+
+#[test]
+fn float_edges_are_the_hosts_quantize_and_dequantize() {
+    // The int8 graph between QUANTIZE and DEQUANTIZE, fed TFLite's quantized inputs, gives
+    // the int8 values LiteRT dequantizes at the end.
+    check("float_edge", "float_edge_inputs_q.npy", "float_edge_ref_q.npy");
+}
