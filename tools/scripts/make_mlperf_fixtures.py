@@ -16,6 +16,8 @@ For each float Keras model H5STEM.h5 (loaded with tf_keras: Keras 3 refuses vww_
   H5STEM_float.npy float32 (200, outputs): the float Keras outputs on H5STEM_eval.npy
   H5STEM_litert_int8.tflite: LiteRT's own full-int8 conversion of the .h5 (TFLiteConverter,
                    representative data = the 100 calibration inputs, int8 input and output)
+  H5STEM_litert_int8_ref.npy int8 (200, outputs): its BUILTIN_REF outputs on STEM_inputs.npy
+                   (its input quantization is the shipped one, checked)
 vww_96_calib.npy and vww_96_eval.npy would be 11 MB and 22 MB of incompressible floats, so they
 are written only with --vww-floats; both are exact functions of committed int8 files (see
 README.md). errors.json: relative L2 errors of the int8 models against the float outputs.
@@ -215,7 +217,13 @@ def do_h5(h5stem, tstem, itp, x_i8, y_ref, files, write_big):
     files[own_name] = None
     oitp = interpreter(content=own)
     oin, oout = oitp.get_input_details()[0], oitp.get_output_details()[0]
-    y_own = run_int8(oitp, quantize(x_f, *oin["quantization"]))
+    x_own = quantize(x_f, *oin["quantization"])
+    y_own = run_int8(oitp, x_own)
+    # Calibrated on the same full int8 range, the conversion picks the shipped input
+    # quantization, so it reads the committed int8 inputs as they are: its LiteRT outputs are
+    # a second exactness fixture, from today's converter.
+    assert np.array_equal(x_own, x_i8), f"{h5stem}: LiteRT's input quantization differs"
+    save(f"{h5stem}_litert_int8_ref.npy", y_own, files)
     o_scale, o_zp = oout["quantization"]
     litert = compare(dequantize(y_own, o_scale, o_zp), y_f, classifier)
     ops, _ = analyze_tflite(path(own_name))
@@ -233,8 +241,9 @@ def do_h5(h5stem, tstem, itp, x_i8, y_ref, files, write_big):
         "eval": f"dequantize({tstem}_inputs.npy) with the same scale and zero point",
         "metric": "||y_q - y_f||_2 / ||y_f||_2 over all 200 x outputs values; y_q = the int8 "
                   "model's dequantized outputs, y_f = the float Keras outputs",
-        "litert_int8": dict(litert, model=own_name, input=io_quant(oin), output=io_quant(oout),
-                            ops=[o["op"] for o in ops]),
+        "litert_int8": dict(litert, model=own_name, inputs=f"{tstem}_inputs.npy",
+                            ref=f"{h5stem}_litert_int8_ref.npy", input=io_quant(oin),
+                            output=io_quant(oout), ops=[o["op"] for o in ops]),
         "shipped_int8": shipped,
     }
 
