@@ -16,6 +16,11 @@ For each float Keras model H5STEM.h5 (loaded with tf_keras: Keras 3 refuses vww_
   H5STEM_float.npy float32 (200, outputs): the float Keras outputs on H5STEM_eval.npy
   H5STEM_litert_int8.tflite: LiteRT's own full-int8 conversion of the .h5 (TFLiteConverter,
                    representative data = the 100 calibration inputs, int8 input and output)
+  H5STEM_litert_int8_ref.npy int8 (200, outputs): its BUILTIN_REF outputs on STEM_inputs.npy
+                   (its input quantization is the shipped one, checked)
+For every int8 model M above, from the same runs (experimental_preserve_all_tensors):
+  M_logits_ref.npy   int8 (200, classes): the input of the final SOFTMAX (not for AD01)
+  M_features_ref.npy int8 (200, n): the input of the last FULLY_CONNECTED
 vww_96_calib.npy and vww_96_eval.npy would be 11 MB and 22 MB of incompressible floats, so they
 are written only with --vww-floats; both are exact functions of committed int8 files (see
 README.md). errors.json: relative L2 errors of the int8 models against the float outputs.
@@ -102,6 +107,48 @@ def run_int8(itp, x_i8):
     return res
 
 
+def taps(model_path):
+    """Intermediate tensors worth comparing too: on random inputs the classifiers' softmax
+    saturates (VWW gives 7 distinct output rows in 200), so the SOFTMAX input ("logits") and
+    the input of the last FULLY_CONNECTED ("features", after the global pooling) are sharper
+    witnesses of exactness."""
+    ops, io = analyze_tflite(model_path)
+    out = {}
+    last = ops[-1]
+    if last["op"] == "SOFTMAX" and last["outputs"][0]["index"] == io["outputs"][0]["index"]:
+        out["logits"] = last["inputs"][0]
+    fcs = [o for o in ops if o["op"] == "FULLY_CONNECTED"]
+    if fcs:
+        out["features"] = fcs[-1]["inputs"][0]
+    return out
+
+
+def run_taps(model_path, x_i8):
+    """Each tap of `taps` on every input (batch 1), as int8 (N, elements)."""
+    wanted = taps(model_path)
+    itp = tf.lite.Interpreter(model_path=model_path, num_threads=1,
+                              experimental_op_resolver_type=REF,
+                              experimental_preserve_all_tensors=True)
+    itp.allocate_tensors()
+    inp = itp.get_input_details()[0]
+    res = {k: np.empty((len(x_i8), int(np.prod(t["shape"][1:]))), dtype=np.int8)
+           for k, t in wanted.items()}
+    for i in range(len(x_i8)):
+        itp.set_tensor(inp["index"], x_i8[i:i + 1])
+        itp.invoke()
+        for k, t in wanted.items():
+            v = itp.get_tensor(t["index"])
+            assert v.dtype == np.int8, v.dtype
+            res[k][i] = v.reshape(-1)
+    return res
+
+
+def save_taps(stem, x_i8, files):
+    for k, y in run_taps(path(f"{stem}.tflite"), x_i8).items():
+        save(f"{stem}_{k}_ref.npy", y, files)
+        print(f"{stem}: {k} {y.shape}, {len(np.unique(y, axis=0))} distinct rows", flush=True)
+
+
 def dequantize(q, scale, zp):
     # float32 throughout, as (q - zp) * scale is what a device would compute.
     return (q.astype(np.float32) - np.float32(zp)) * np.float32(scale)
@@ -180,6 +227,7 @@ def do_tflite(stem, files):
     y = run_int8(itp, x)
     save(f"{stem}_inputs.npy", x, files)
     save(f"{stem}_ref.npy", y, files)
+    save_taps(stem, x, files)
     ops, _ = analyze_tflite(path(f"{stem}.tflite"))
     print(f"{stem}: inputs {x.shape}, ref {y.shape}", flush=True)
     return itp, x, y, {"input": io_quant(inp), "output": io_quant(out),
@@ -215,7 +263,14 @@ def do_h5(h5stem, tstem, itp, x_i8, y_ref, files, write_big):
     files[own_name] = None
     oitp = interpreter(content=own)
     oin, oout = oitp.get_input_details()[0], oitp.get_output_details()[0]
-    y_own = run_int8(oitp, quantize(x_f, *oin["quantization"]))
+    x_own = quantize(x_f, *oin["quantization"])
+    y_own = run_int8(oitp, x_own)
+    # Calibrated on the same full int8 range, the conversion picks the shipped input
+    # quantization, so it reads the committed int8 inputs as they are: its LiteRT outputs are
+    # a second exactness fixture, from today's converter.
+    assert np.array_equal(x_own, x_i8), f"{h5stem}: LiteRT's input quantization differs"
+    save(f"{h5stem}_litert_int8_ref.npy", y_own, files)
+    save_taps(f"{h5stem}_litert_int8", x_own, files)
     o_scale, o_zp = oout["quantization"]
     litert = compare(dequantize(y_own, o_scale, o_zp), y_f, classifier)
     ops, _ = analyze_tflite(path(own_name))
@@ -233,8 +288,9 @@ def do_h5(h5stem, tstem, itp, x_i8, y_ref, files, write_big):
         "eval": f"dequantize({tstem}_inputs.npy) with the same scale and zero point",
         "metric": "||y_q - y_f||_2 / ||y_f||_2 over all 200 x outputs values; y_q = the int8 "
                   "model's dequantized outputs, y_f = the float Keras outputs",
-        "litert_int8": dict(litert, model=own_name, input=io_quant(oin), output=io_quant(oout),
-                            ops=[o["op"] for o in ops]),
+        "litert_int8": dict(litert, model=own_name, inputs=f"{tstem}_inputs.npy",
+                            ref=f"{h5stem}_litert_int8_ref.npy", input=io_quant(oin),
+                            output=io_quant(oout), ops=[o["op"] for o in ops]),
         "shipped_int8": shipped,
     }
 
