@@ -62,7 +62,13 @@ pub fn macs(model: &fixnet::Model<'_>) -> u64 {
             Op::MaxPool(p) | Op::AvgPool(p) => {
                 elems(p.output).saturating_mul(u64::from(p.kernel_h) * u64::from(p.kernel_w))
             }
-            _ => elems(model.output_index()),
+            // Element-wise ops, means, pads and concatenations touch each input and output
+            // element about once.
+            _ => op
+                .inputs()
+                .iter()
+                .map(elems)
+                .fold(elems(op.output()), u64::saturating_add),
         };
         total = total.saturating_add(cost);
     }

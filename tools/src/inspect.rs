@@ -150,7 +150,12 @@ fn layer(model: &Model<'_>, op: &Op<'_>) -> Result<LayerInfo, fixnet::Error> {
             0,
         ),
         Op::Mul(m) => (
-            format!("t{} * t{}{}", m.input1, m.input2, clamp(m.act_min, m.act_max)),
+            format!(
+                "t{} * t{}{}",
+                m.input1,
+                m.input2,
+                clamp(m.act_min, m.act_max)
+            ),
             0,
             out_elems,
         ),

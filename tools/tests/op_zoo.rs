@@ -26,7 +26,9 @@ fn check(stem: &str, inputs: &str, reference: &str) {
     let graph = tflite::import(&tflite).unwrap_or_else(|e| panic!("{stem}: import: {e:#}"));
     let lowered = lower::lower(&graph).unwrap_or_else(|e| panic!("{stem}: lower: {e:#}"));
     let bytes = ModelBytes::new(&lowered);
-    let model = bytes.model().unwrap_or_else(|e| panic!("{stem}: load: {e:#}"));
+    let model = bytes
+        .model()
+        .unwrap_or_else(|e| panic!("{stem}: load: {e:#}"));
     let mut arena = vec![0u8; model.arena_size()];
     let mut interp = Interpreter::new(&model, &mut arena).unwrap();
     let (in_shape, x) = read_i8(inputs);
@@ -48,7 +50,10 @@ fn check(stem: &str, inputs: &str, reference: &str) {
         want.len(),
         in_shape[0]
     );
-    assert_eq!(mismatches, 0, "{stem}: {mismatches} bytes differ from LiteRT");
+    assert_eq!(
+        mismatches, 0,
+        "{stem}: {mismatches} bytes differ from LiteRT"
+    );
 }
 
 #[test]
@@ -68,12 +73,56 @@ fn concatenation_pad_and_a_requantizing_relu() {
 
 #[test]
 fn standalone_activations_relu_tanh_logistic_leaky_relu() {
-    check("activations", "activations_inputs.npy", "activations_ref.npy");
+    check(
+        "activations",
+        "activations_inputs.npy",
+        "activations_ref.npy",
+    );
 }
 
 #[test]
 fn float_edges_are_the_hosts_quantize_and_dequantize() {
     // The int8 graph between QUANTIZE and DEQUANTIZE, fed TFLite's quantized inputs, gives
     // the int8 values LiteRT dequantizes at the end.
-    check("float_edge", "float_edge_inputs_q.npy", "float_edge_ref_q.npy");
+    check(
+        "float_edge",
+        "float_edge_inputs_q.npy",
+        "float_edge_ref_q.npy",
+    );
+}
+
+#[test]
+fn every_corrupted_op_or_tensor_record_is_refused_or_runs_safely() {
+    // Every byte of the tensor and op tables of the converted MobileNetV3 block (Lookup,
+    // Mean, Pad, Mul, Add with constants) changed, with a fresh CRC: the model is refused
+    // with a typed error or, if still consistent, runs without panicking.
+    let tflite = std::fs::read(zoo("mbv3.tflite")).unwrap();
+    let lowered = lower::lower(&tflite::import(&tflite).unwrap()).unwrap();
+    let tensors = usize::from(u16::from_le_bytes([lowered[16], lowered[17]]));
+    let ops = usize::from(u16::from_le_bytes([lowered[18], lowered[19]]));
+    let tables = 48..48 + 40 * tensors + 48 * ops;
+    let (mut refused, mut ran) = (0, 0);
+    for at in tables {
+        for flip in [0x01u8, 0x80, 0xFF] {
+            let mut bad = lowered.clone();
+            bad[at] ^= flip;
+            let body = bad.len() - 4;
+            let crc = fixnet::format::crc32::crc32(&bad[..body]);
+            bad[body..].copy_from_slice(&crc.to_le_bytes());
+            let bytes = ModelBytes::new(&bad);
+            match bytes.model() {
+                Err(_) => refused += 1,
+                Ok(model) => {
+                    ran += 1;
+                    let mut arena = vec![0u8; model.arena_size().min(1 << 22)];
+                    if let Ok(mut interp) = Interpreter::new(&model, &mut arena) {
+                        interp.input_mut().fill(3);
+                        let _ = interp.invoke();
+                    }
+                }
+            }
+        }
+    }
+    println!("mbv3 tables: {refused} corruptions refused, {ran} ran");
+    assert!(refused > ran, "{refused} refused, {ran} ran");
 }
