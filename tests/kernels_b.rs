@@ -231,6 +231,20 @@ fn float_hard_swish_twin() {
 
 // ---------------------------------------------------------------------------- MUL
 
+/// [`kernels::broadcast_mul`] onto the broadcast of the two shapes (an impossible one when
+/// they do not broadcast, which the kernel must refuse).
+fn mul4(
+    a: &[i8],
+    da: [usize; 4],
+    b: &[i8],
+    db: [usize; 4],
+    p: &kernels::MulParams,
+    out: &mut [i8],
+) -> Result<(), Error> {
+    let dout = kernels::broadcast::broadcast_shape(&da, &db).unwrap_or([0; 4]);
+    kernels::broadcast_mul(a, &da, b, &db, p, out, &dout)
+}
+
 fn mul_params(s: (f32, f32, f32), zp: (i32, i32, i32), act: (i8, i8)) -> kernels::MulParams {
     kernels::MulParams::new(s.0, zp.0, s.1, zp.1, s.2, zp.2, act.0, act.1).unwrap()
 }
@@ -242,10 +256,17 @@ fn mul_worked_example() {
     let p = mul_params((0.5, 0.25, 0.125), (1, -2, 3), (-128, 127));
     assert_eq!((p.output_multiplier, p.output_shift), (1 << 30, 1));
     let mut out = [0i8; 2];
-    kernels::mul(&[5, -3], [1, 1, 1, 2], &[2, 6], [1, 1, 1, 2], &p, &mut out).unwrap();
+    mul4(&[5, -3], [1, 1, 1, 2], &[2, 6], [1, 1, 1, 2], &p, &mut out).unwrap();
     assert_eq!(out, [19, -29]);
+    // The same-shape entry point.
+    kernels::mul(&[5, -3], &[2, 6], &p, &mut out).unwrap();
+    assert_eq!(out, [19, -29]);
+    assert_eq!(
+        kernels::mul(&[5, -3], &[2], &p, &mut out),
+        Err(Error::ShapeMismatch)
+    );
     // Saturation: 127 · 127 far exceeds the range.
-    kernels::mul(
+    mul4(
         &[127, -128],
         [1, 1, 1, 2],
         &[127, 127],
@@ -262,13 +283,13 @@ fn mul_rounding_is_tflites_double_rounding() {
     // Multiplier 0.5 = (2^30, 0): 3·0.5 = 1.5 → 2, −1.5 → −1 (SRDHM ties go toward +∞).
     let p = mul_params((0.5, 0.5, 0.5), (0, 0, 0), (-128, 127));
     let mut out = [0i8; 2];
-    kernels::mul(&[3, -3], [1, 1, 1, 2], &[1, 1], [1, 1, 1, 2], &p, &mut out).unwrap();
+    mul4(&[3, -3], [1, 1, 1, 2], &[1, 1], [1, 1, 1, 2], &p, &mut out).unwrap();
     assert_eq!(out, [2, -1]);
     // Multiplier 0.25 = (2^30, −1): 5 → SRDHM 2.5 → 3, then 3/2 = 1.5 → 2 (ties away from
     // zero); a single rounding of 1.25 would give 1. −6 → −3 → −1.5 → −2.
     let p = mul_params((0.5, 0.5, 1.0), (0, 0, 0), (-128, 127));
     assert_eq!((p.output_multiplier, p.output_shift), (1 << 30, -1));
-    kernels::mul(&[5, -6], [1, 1, 1, 2], &[1, 1], [1, 1, 1, 2], &p, &mut out).unwrap();
+    mul4(&[5, -6], [1, 1, 1, 2], &[1, 1], [1, 1, 1, 2], &p, &mut out).unwrap();
     assert_eq!(out, [2, -2]);
 }
 
@@ -277,7 +298,7 @@ fn mul_broadcasts_and_clamps() {
     // Squeeze-and-excite: [1,1,2,2] · [1,1,1,2] (per-channel factors), multiplier 1.
     let p = mul_params((0.5, 0.5, 0.25), (0, 0, 0), (-128, 127));
     let mut out = [0i8; 4];
-    kernels::mul(
+    mul4(
         &[1, 2, 3, 4],
         [1, 1, 2, 2],
         &[10, -10],
@@ -288,7 +309,7 @@ fn mul_broadcasts_and_clamps() {
     .unwrap();
     assert_eq!(out, [10, -20, 30, -40]);
     // Either operand may be the broadcast one; both may broadcast ([1,2,1,1]·[1,1,1,2]).
-    kernels::mul(
+    mul4(
         &[10, -10],
         [1, 1, 1, 2],
         &[1, 2, 3, 4],
@@ -298,11 +319,11 @@ fn mul_broadcasts_and_clamps() {
     )
     .unwrap();
     assert_eq!(out, [10, -20, 30, -40]);
-    kernels::mul(&[1, 2], [1, 2, 1, 1], &[3, -4], [1, 1, 1, 2], &p, &mut out).unwrap();
+    mul4(&[1, 2], [1, 2, 1, 1], &[3, -4], [1, 1, 1, 2], &p, &mut out).unwrap();
     assert_eq!(out, [3, -4, 6, -8]);
     // A fused RELU6 with output scale 0.25, zero point 0: the range is [0, 24].
     let p = mul_params((0.5, 0.5, 0.25), (0, 0, 0), (0, 24));
-    kernels::mul(&[1, 2], [1, 2, 1, 1], &[30, -4], [1, 1, 1, 2], &p, &mut out).unwrap();
+    mul4(&[1, 2], [1, 2, 1, 1], &[30, -4], [1, 1, 1, 2], &p, &mut out).unwrap();
     assert_eq!(out, [24, 0, 24, 0]);
 }
 
@@ -312,7 +333,7 @@ fn mul_rejects_bad_shapes_and_parameters() {
     let mut out = [0i8; 4];
     // Sizes 2 and 3 do not broadcast.
     assert_eq!(
-        kernels::mul(
+        mul4(
             &[0; 2],
             [1, 1, 1, 2],
             &[0; 3],
@@ -324,11 +345,11 @@ fn mul_rejects_bad_shapes_and_parameters() {
     );
     // Slice lengths that do not match the shapes.
     assert_eq!(
-        kernels::mul(&[0; 3], [1, 1, 2, 2], &[0; 2], [1, 1, 1, 2], &p, &mut out),
+        mul4(&[0; 3], [1, 1, 2, 2], &[0; 2], [1, 1, 1, 2], &p, &mut out),
         Err(Error::ShapeMismatch)
     );
     assert_eq!(
-        kernels::mul(
+        mul4(
             &[0; 4],
             [1, 1, 2, 2],
             &[0; 2],
@@ -339,7 +360,7 @@ fn mul_rejects_bad_shapes_and_parameters() {
         Err(Error::ShapeMismatch)
     );
     assert_eq!(
-        kernels::mul(
+        mul4(
             &[0; 4],
             [1, 1, 2, 2],
             &[0; 4],
@@ -362,9 +383,10 @@ fn mul_rejects_bad_shapes_and_parameters() {
         new(1.0, 0, 1.0, 0, 1.0, 0, 5, 4),
         Err(Error::InvalidParameter)
     );
-    // A huge broadcast shape with an empty axis neither overflows nor panics.
+    // A huge broadcast shape with an empty axis does not panic: it is refused (its strides
+    // overflow).
     assert_eq!(
-        kernels::mul(
+        mul4(
             &[],
             [0, usize::MAX, usize::MAX, 1],
             &[0],
@@ -372,7 +394,7 @@ fn mul_rejects_bad_shapes_and_parameters() {
             &p,
             &mut []
         ),
-        Ok(())
+        Err(Error::ShapeMismatch)
     );
 }
 
@@ -471,7 +493,7 @@ proptest! {
         let b = gen(db.iter().product());
         let want = model_mul(&a, da, &b, db, &p);
         let mut got = vec![0i8; want.len()];
-        kernels::mul(&a, da, &b, db, &p, &mut got).unwrap();
+        mul4(&a, da, &b, db, &p, &mut got).unwrap();
         prop_assert_eq!(got, want);
     }
 }
@@ -485,20 +507,36 @@ fn float_mul_twin() {
     let fa: Vec<f32> = a.iter().map(|&q| dequantize_i8(q, s1, z1)).collect();
     let fb: Vec<f32> = b.iter().map(|&q| dequantize_i8(q, s2, z2)).collect();
     let mut fy = vec![0f32; 24];
-    float::mul(&fa, da, &fb, db, float::Activation::Relu, &mut fy).unwrap();
+    float::broadcast_mul(&fa, &da, &fb, &db, float::Activation::Relu, &mut fy, &da).unwrap();
     let (lo, hi) = fixnet::quant::activation_range_i8(float::Activation::Relu, so, zo);
     let p = mul_params((s1, s2, so), (z1, z2, zo), (lo, hi));
     let mut y = vec![0i8; 24];
-    kernels::mul(&a, da, &b, db, &p, &mut y).unwrap();
+    mul4(&a, da, &b, db, &p, &mut y).unwrap();
     for i in 0..24 {
         let c = i % 4;
         assert!((fy[i] - (fa[i] * fb[c]).max(0.0)).abs() < 1e-6);
         let d = i32::from(y[i]) - i32::from(quantize_f32(fy[i], so, zo));
         assert!(d.abs() <= 1, "element {i}: {} vs {}", y[i], fy[i]);
     }
+    let db3 = [1, 1, 1, 3];
     assert_eq!(
-        float::mul(&fa, da, &fb, [1, 1, 1, 3], float::Activation::None, &mut fy),
+        float::broadcast_mul(
+            &fa,
+            &da,
+            &fb[..3],
+            &db3,
+            float::Activation::None,
+            &mut fy,
+            &da
+        ),
         Err(Error::ShapeMismatch)
+    );
+    // The same-shape twin.
+    let mut y2 = vec![0f32; 4];
+    float::mul(&fa[..4], &fb, float::Activation::None, &mut y2).unwrap();
+    assert_eq!(
+        y2,
+        [fa[0] * fb[0], fa[1] * fb[1], fa[2] * fb[2], fa[3] * fb[3]]
     );
 }
 

@@ -1,6 +1,6 @@
 //! float32 element-wise activations, the twins of the int8 LOGISTIC, TANH, HARD_SWISH,
-//! LEAKY_RELU and RELU-family kernels ([`crate::kernels::lut`], [`crate::kernels::hard_swish`],
-//! [`crate::kernels::relu`]).
+//! LEAKY_RELU and RELU-family kernels ([`crate::kernels::lut`],
+//! [`crate::kernels::hard_swish`](mod@crate::kernels::hard_swish), [`crate::kernels::relu`]).
 //!
 //! Each follows TFLite's float reference kernel. All take an input and an output slice of the
 //! same length and fail with [`Error::ShapeMismatch`] otherwise.

@@ -22,7 +22,7 @@ pub use conv2d::conv2d;
 pub use depthwise_conv2d::depthwise_conv2d;
 pub use fully_connected::fully_connected;
 pub use mean::mean_hw;
-pub use mul::mul;
+pub use mul::{broadcast_mul, mul};
 pub use pad::pad;
 pub use pooling::{avg_pool, max_pool};
 pub use softmax::softmax;

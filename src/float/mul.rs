@@ -1,35 +1,35 @@
-//! float32 element-wise MUL with broadcasting, the twin of [`crate::kernels::mul()`].
+//! float32 element-wise MUL, the twin of [`crate::kernels::mul()`] and
+//! [`crate::kernels::broadcast_mul()`].
 
 use super::Activation;
-use crate::kernels::mul::{for_each_broadcast, Dims4};
+use crate::kernels::broadcast::{self, Dims4};
 use crate::Error;
 
-/// `output = activation(input1 · input2)`, broadcasting the 4-D shapes `shape1` and `shape2`
-/// as [`crate::kernels::mul()`] does.
+/// `output[i] = act(a[i] · b[i])` for operands of the same shape.
 ///
-/// Errors: [`Error::ShapeMismatch`] if the shapes do not broadcast or a slice length does not
-/// match its shape.
-pub fn mul(
-    input1: &[f32],
-    shape1: Dims4,
-    input2: &[f32],
-    shape2: Dims4,
-    activation: Activation,
+/// Errors: [`Error::ShapeMismatch`] when the three lengths differ.
+pub fn mul(a: &[f32], b: &[f32], act: Activation, output: &mut [f32]) -> Result<(), Error> {
+    if a.len() != output.len() || b.len() != output.len() {
+        return Err(Error::ShapeMismatch);
+    }
+    for ((o, &x), &y) in output.iter_mut().zip(a).zip(b) {
+        *o = act.apply(x * y);
+    }
+    Ok(())
+}
+
+/// `act(a · b)` with TFLite's 4-D broadcasting (see [`crate::kernels::broadcast`]).
+///
+/// Errors: as [`crate::kernels::broadcast_mul()`].
+pub fn broadcast_mul(
+    a: &[f32],
+    a_dims: &Dims4,
+    b: &[f32],
+    b_dims: &Dims4,
+    act: Activation,
     output: &mut [f32],
+    output_dims: &Dims4,
 ) -> Result<(), Error> {
-    let len_out = output.len();
-    for_each_broadcast(
-        shape1,
-        input1.len(),
-        shape2,
-        input2.len(),
-        len_out,
-        |i1, i2, o| {
-            let a = input1.get(i1).ok_or(Error::ShapeMismatch)?;
-            let b = input2.get(i2).ok_or(Error::ShapeMismatch)?;
-            let out = output.get_mut(o).ok_or(Error::ShapeMismatch)?;
-            *out = activation.apply(a * b);
-            Ok(())
-        },
-    )
+    let (sa, sb) = broadcast::check(a, a_dims, b, b_dims, output, output_dims)?;
+    broadcast::for_each(a, &sa, b, &sb, output, output_dims, |x, y| act.apply(x * y))
 }

@@ -37,7 +37,7 @@ pub use fully_connected::{fully_connected, fully_connected_float_requant};
 pub use hard_swish::{hard_swish, HardSwishParams};
 pub use lut::{lookup, Lut};
 pub use mean::{mean_hw, MeanParams};
-pub use mul::{mul, MulParams};
+pub use mul::{broadcast_mul, mul, MulParams};
 pub use pad::{pad, padded_dims, Paddings4};
 pub use pooling::{avg_pool, max_pool};
 pub use quantize::{dequantize, quantize, requantize, RequantizeParams};

@@ -3,17 +3,14 @@
 //!
 //! `output = clamp(MultiplyByQuantizedMultiplier((a − zp1) · (b − zp2), m, shift) + zp_out,
 //! act_min, act_max)`, with `m · 2^shift ≈ s1 · s2 / s_out`. The product of two offset int8
-//! values is at most 255², so the `i32` arithmetic never overflows.
+//! values is at most 256², so the `i32` arithmetic never overflows.
 //!
-//! Shapes are 4-D (`[N, H, W, C]`; lower ranks are padded with leading 1s, as TFLite does) and
-//! broadcast NumPy-style: along each axis the two sizes are equal or one of them is 1, e.g.
-//! `[1, H, W, C] · [1, 1, 1, C]` in a squeeze-and-excite block.
+//! Broadcasting follows [`super::broadcast`]: e.g. `[1, H, W, C] · [1, 1, 1, C]` in a
+//! squeeze-and-excite block.
 
+use super::broadcast::{self, Dims4};
 use crate::quant::quantize_multiplier;
 use crate::Error;
-
-/// A 4-D tensor shape, outermost axis first (TFLite's `RuntimeShape` of rank 4).
-pub type Dims4 = [usize; 4];
 
 /// Precomputed parameters of an int8 MUL (the quantized part of TFLite's
 /// `ArithmeticParams`).
@@ -97,124 +94,54 @@ impl MulParams {
     }
 }
 
-/// The shape two broadcast operands produce: along each axis the sizes must be equal or one
-/// of them 1 (the result takes the other).
-///
-/// Errors: [`Error::ShapeMismatch`] for incompatible sizes.
-pub fn broadcast_dims(a: Dims4, b: Dims4) -> Result<Dims4, Error> {
-    let mut out = [0usize; 4];
-    for ((o, &x), &y) in out.iter_mut().zip(&a).zip(&b) {
-        *o = if x == y || y == 1 {
-            x
-        } else if x == 1 {
-            y
-        } else {
-            return Err(Error::ShapeMismatch);
-        };
+impl MulParams {
+    /// Rejects an empty clamp range.
+    fn check(&self) -> Result<(), Error> {
+        if self.act_min > self.act_max {
+            return Err(Error::InvalidParameter);
+        }
+        Ok(())
     }
-    Ok(out)
 }
 
-/// Number of elements of a shape, or `None` on overflow.
-pub(crate) fn element_count(d: Dims4) -> Option<usize> {
-    d.iter().try_fold(1usize, |n, &x| n.checked_mul(x))
-}
-
-/// Row-major strides of `d` as read by a broadcast to a larger shape: 0 along the axes where
-/// `d` has size 1 (the one element is reused). Saturating: a shape with an empty axis may have
-/// absurd other sizes, and then no stride is ever used.
-pub(crate) fn broadcast_strides(d: Dims4) -> Dims4 {
-    let [_, h, w, c] = d;
-    let wc = w.saturating_mul(c);
-    let strides = [h.saturating_mul(wc), wc, c, 1];
-    let mut out = [0usize; 4];
-    for ((o, &s), &n) in out.iter_mut().zip(&strides).zip(&d) {
-        *o = if n == 1 { 0 } else { s };
-    }
-    out
-}
-
-/// Calls `f(i1, i2, o)` for every output element `o` of the broadcast of shapes `d1` and `d2`
-/// (row-major), with the flat indices `i1`, `i2` of the operands it combines.
+/// int8 MUL of two tensors of the same shape (TFLite's `Mul`):
+/// `output[i] = a[i] · b[i]`, requantized and clamped per `params`.
 ///
-/// Errors: [`Error::ShapeMismatch`] if the shapes do not broadcast, or if `len1`, `len2`,
-/// `len_out` are not their element counts.
-pub(crate) fn for_each_broadcast(
-    d1: Dims4,
-    len1: usize,
-    d2: Dims4,
-    len2: usize,
-    len_out: usize,
-    mut f: impl FnMut(usize, usize, usize) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let out = broadcast_dims(d1, d2)?;
-    if element_count(d1) != Some(len1)
-        || element_count(d2) != Some(len2)
-        || element_count(out) != Some(len_out)
-    {
+/// Errors: [`Error::ShapeMismatch`] when the three lengths differ, [`Error::InvalidParameter`]
+/// if `act_min > act_max`.
+pub fn mul(a: &[i8], b: &[i8], params: &MulParams, output: &mut [i8]) -> Result<(), Error> {
+    params.check()?;
+    if a.len() != output.len() || b.len() != output.len() {
         return Err(Error::ShapeMismatch);
     }
-    // The counts fit usize, so the stride products below cannot overflow.
-    let (s1, s2) = (broadcast_strides(d1), broadcast_strides(d2));
-    let mut o = 0usize;
-    for n in 0..out[0] {
-        for y in 0..out[1] {
-            for x in 0..out[2] {
-                let base1 = n * s1[0] + y * s1[1] + x * s1[2];
-                let base2 = n * s2[0] + y * s2[1] + x * s2[2];
-                for c in 0..out[3] {
-                    f(base1 + c * s1[3], base2 + c * s2[3], o)?;
-                    o += 1;
-                }
-            }
-        }
+    for ((o, &x), &y) in output.iter_mut().zip(a).zip(b) {
+        *o = params.apply(x, y);
     }
     Ok(())
 }
 
-/// int8 MUL: `output = input1 · input2` (broadcast), requantized and clamped per `params`.
+/// int8 MUL with 4-D broadcasting (TFLite's `BroadcastMul6DSlow` on shapes of rank ≤ 4):
+/// along each axis an input has the output's extent or extent 1, e.g.
+/// `[1,H,W,C] · [1,1,1,C]`. Shapes of lower rank are extended with leading ones
+/// ([`extend_to_4d`](super::broadcast::extend_to_4d)) by the caller.
 ///
-/// `shape1` and `shape2` are the operands' 4-D shapes; `output` must hold their broadcast
-/// ([`broadcast_dims`]). Operands of the same shape take a plain element-wise loop.
-///
-/// Errors: [`Error::ShapeMismatch`] if the shapes do not broadcast or a slice length does not
-/// match its shape; [`Error::InvalidParameter`] if `act_min > act_max`.
-pub fn mul(
-    input1: &[i8],
-    shape1: Dims4,
-    input2: &[i8],
-    shape2: Dims4,
+/// Errors: [`Error::ShapeMismatch`] when the shapes do not broadcast to `output_dims` or a
+/// length disagrees with its shape; [`Error::InvalidParameter`] as [`mul`].
+pub fn broadcast_mul(
+    a: &[i8],
+    a_dims: &Dims4,
+    b: &[i8],
+    b_dims: &Dims4,
     params: &MulParams,
     output: &mut [i8],
+    output_dims: &Dims4,
 ) -> Result<(), Error> {
-    if params.act_min > params.act_max {
-        return Err(Error::InvalidParameter);
+    params.check()?;
+    let (sa, sb) = broadcast::check(a, a_dims, b, b_dims, output, output_dims)?;
+    if a_dims == b_dims {
+        return mul(a, b, params, output);
     }
-    if shape1 == shape2 {
-        if element_count(shape1) != Some(input1.len())
-            || input2.len() != input1.len()
-            || output.len() != input1.len()
-        {
-            return Err(Error::ShapeMismatch);
-        }
-        for ((out, &a), &b) in output.iter_mut().zip(input1).zip(input2) {
-            *out = params.apply(a, b);
-        }
-        return Ok(());
-    }
-    let len_out = output.len();
-    for_each_broadcast(
-        shape1,
-        input1.len(),
-        shape2,
-        input2.len(),
-        len_out,
-        |i1, i2, o| {
-            let a = super::at(input1, i1)?;
-            let b = super::at(input2, i2)?;
-            let out = output.get_mut(o).ok_or(Error::ShapeMismatch)?;
-            *out = params.apply(a, b);
-            Ok(())
-        },
-    )
+    broadcast::for_each(a, &sa, b, &sb, output, output_dims, |x, y| {
+        params.apply(x, y)
+    })
 }
