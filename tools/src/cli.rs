@@ -166,9 +166,21 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
             );
         }
         Err(e) => {
+            // clap's first paragraph, on one line: "the following required arguments were
+            // not provided:" is followed by the arguments on lines of their own.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
+            let first = if first.is_empty() {
+                "invalid arguments"
+            } else {
+                first
+            };
             bail!("{first} (see --help)");
         }
     };

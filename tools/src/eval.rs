@@ -21,7 +21,13 @@ impl Evaluation {
     /// Scores `outputs` (one row of `classes` int8 values per image) against `labels`; the
     /// prediction is the first maximum, as `Interpreter::top1`.
     pub fn score(outputs: &[i8], classes: usize, labels: &[usize], seconds: f64) -> Self {
-        let n_classes = classes.max(labels.iter().map(|&l| l.saturating_add(1)).max().unwrap_or(0));
+        let n_classes = classes.max(
+            labels
+                .iter()
+                .map(|&l| l.saturating_add(1))
+                .max()
+                .unwrap_or(0),
+        );
         let mut confusion = vec![vec![0usize; n_classes]; n_classes];
         let mut correct = 0;
         for (row, &label) in outputs.chunks_exact(classes.max(1)).zip(labels) {

@@ -216,10 +216,14 @@ mod tests {
         assert_eq!(sample_count(&[7, 49, 10, 1], &dims).unwrap(), 7);
         assert_eq!(sample_count(&[7, 490], &dims).unwrap(), 7);
         assert_eq!(sample_count(&[0, 490], &dims).unwrap(), 0);
-        let err = sample_count(&[7, 48, 10, 1], &dims).unwrap_err().to_string();
+        let err = sample_count(&[7, 48, 10, 1], &dims)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("wrong element count"), "{err}");
         assert!(err.contains("(7, 49, 10, 1) or (7, 490)"), "{err}");
-        let err = sample_count(&[7, 10, 49, 1], &dims).unwrap_err().to_string();
+        let err = sample_count(&[7, 10, 49, 1], &dims)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("does not match"), "{err}");
         assert!(sample_count(&[490], &dims).is_err());
         assert!(sample_count(&[], &dims).is_err());

@@ -223,7 +223,10 @@ mod tests {
         let want = vec![0i64, 7, 200];
         let check = |bytes: Vec<u8>| {
             let a = decode(&bytes).unwrap();
-            assert_eq!((a.shape.clone(), a.integers()), (vec![3], Some(want.clone())));
+            assert_eq!(
+                (a.shape.clone(), a.integers()),
+                (vec![3], Some(want.clone()))
+            );
         };
         check(encode(&[3], &[0u8, 7, 200]).unwrap());
         check(encode(&[3], &[0i16, 7, 200]).unwrap());

@@ -27,8 +27,8 @@ mod quantize;
 pub use error::KerasError;
 pub use model::{argmax, FloatLayer, FloatModel, FloatOp, PoolParams};
 pub use quantize::{
-    asymmetric, calibrate, quantize, CalibrationOptions, CalibrationSet, FloatSamples,
-    RangeMethod, Ranges,
+    asymmetric, calibrate, quantize, CalibrationOptions, CalibrationSet, FloatSamples, RangeMethod,
+    Ranges,
 };
 
 use config::{parse_model_config, snake_case, LayerSpec, ModelSpec};

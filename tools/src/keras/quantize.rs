@@ -108,7 +108,10 @@ impl CalibrationSet<'_> {
                 .collect(),
             CalibrationSet::Floats(f) => {
                 let n = f.per_sample;
-                f.values.get(i * n..(i + 1) * n).unwrap_or_default().to_vec()
+                f.values
+                    .get(i * n..(i + 1) * n)
+                    .unwrap_or_default()
+                    .to_vec()
             }
         }
     }
