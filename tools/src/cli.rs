@@ -339,7 +339,14 @@ fn load_batch<'p>(
     limit: Option<usize>,
 ) -> Result<(Batch, &'p Path)> {
     let (mut batch, path) = match (&source.images, &source.inputs) {
-        (Some(images), _) => (Batch::Images(idx::read_images(images)?), images),
+        (Some(images), _) => {
+            ensure!(
+                !inputs::is_npy(images)?,
+                "{}: this is a .npy array, not IDX images: give it with --inputs",
+                images.display()
+            );
+            (Batch::Images(idx::read_images(images)?), images)
+        }
         (None, Some(path)) => {
             let model = model.model()?;
             let input = model.input().map_err(|e| anyhow!("model input: {e}"))?;

@@ -59,8 +59,26 @@ pub fn is_npy(path: &Path) -> Result<bool> {
     Ok(got == magic.len() && magic == *b"\x93NUMPY")
 }
 
-/// Reads and decodes a `.npy` file.
+/// The largest `.npy` file read (the limit IDX payloads have): a bigger one is refused from
+/// its length, before anything is read.
+pub const MAX_NPY_BYTES: u64 = 1 << 30;
+
+/// Reads and decodes a `.npy` file: the magic is checked first and the file's length
+/// against [`MAX_NPY_BYTES`], so a foreign or huge file costs no memory.
 pub fn read_npy(path: &Path) -> Result<Array> {
+    ensure!(
+        is_npy(path)?,
+        "{}: not a .npy file (it does not start with the \\x93NUMPY magic)",
+        path.display()
+    );
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    ensure!(
+        len <= MAX_NPY_BYTES,
+        "{}: {len} bytes, more than the {MAX_NPY_BYTES}-byte limit for .npy arrays",
+        path.display()
+    );
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     npy::decode(&bytes).with_context(|| path.display().to_string())
 }
