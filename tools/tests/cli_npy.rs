@@ -461,6 +461,59 @@ fn predict_resizes_colour_pictures_for_a_three_channel_model() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// MLPerf Tiny's CIFAR-10 ResNet-8 ([1, 32, 32, 3]): `predict` on a solid-colour picture
+/// (any size resizes to the same colour) prints exactly what `run --dequantize` computes for
+/// that colour given as float32 `pixel / 255` inputs.
+#[test]
+fn predict_on_a_real_colour_model_agrees_with_run() {
+    let dir = scratch("npy-resnet");
+    let fxn = convert("tests/fixtures/mlperf/pretrainedResnet_quant.tflite", &dir);
+    let colours = [
+        [200u8, 30, 40],
+        [20, 180, 60],
+        [90, 90, 220],
+        [255, 255, 255],
+    ];
+    let mut x = Vec::new();
+    let mut args = vec!["predict".to_string(), "--model".into(), s(&fxn).into()];
+    for (i, rgb) in colours.iter().enumerate() {
+        let path = dir.join(format!("colour{i}.png"));
+        RgbImage::from_pixel(50 + 7 * i as u32, 40, Rgb(*rgb))
+            .save(&path)
+            .unwrap();
+        args.push(s(&path).into());
+        for _ in 0..32 * 32 {
+            x.extend(rgb.iter().map(|&c| f32::from(c) / 255.0));
+        }
+    }
+    let xp = dir.join("x.npy");
+    write_npy(&xp, &[colours.len() as u64, 32, 32, 3], &x);
+    let scores = run(&fxn, &xp, &dir.join("y.npy"), &["--dequantize"]);
+    assert_eq!(scores.shape, vec![colours.len(), 10]);
+    let npy::Values::Float32(scores) = scores.values else {
+        panic!("float32 expected");
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = fixnet(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), colours.len(), "{}", r.stdout);
+    for (line, row) in lines.iter().zip(scores.chunks(10)) {
+        // Ranked as predict ranks: by score, the first of equal scores first.
+        let mut ranked: Vec<usize> = (0..10).collect();
+        ranked.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        let top: Vec<String> = ranked[..3]
+            .iter()
+            .map(|&c| format!("{c} {:.3}", row[c]))
+            .collect();
+        let best = row.iter().copied().fold(f32::MIN, f32::max);
+        let class = row.iter().position(|&v| v == best).unwrap();
+        let want = format!(": {class}  (top 3: {})", top.join(", "));
+        assert!(line.ends_with(&want), "{line} vs {want}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn npy_errors_are_one_line() {
     let dir = scratch("npy-errors");
