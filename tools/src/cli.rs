@@ -2,7 +2,7 @@
 
 use crate::eval::Evaluation;
 use crate::fxn::ModelBytes;
-use crate::{idx, inspect, lower, npy, preprocess, runner, tflite};
+use crate::{idx, inputs, inspect, lower, npy, preprocess, runner, tflite};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -23,18 +23,20 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Convert a model to fixnet's format (.fxn): a full-integer int8 .tflite as it is, or
-    /// a float Keras .keras/.h5 quantized with --calibrate images.
+    /// a float Keras .keras/.h5 quantized with --calibrate data.
     Convert {
         /// Input model: .tflite (int8), .keras or .h5 (float, needs --calibrate).
         input: PathBuf,
         /// Output fixnet model.
         #[arg(short, long, value_name = "OUT.fxn")]
         output: PathBuf,
-        /// IDX images to calibrate a float Keras model's quantization with (e.g. the
-        /// training images).
-        #[arg(long, value_name = "IMAGES")]
+        /// Data to calibrate a float Keras model's quantization with: IDX images (fed as
+        /// pixel / 255; the input gets scale 1/255, zero point -128) or a float32 .npy of the
+        /// model's own inputs, shape (N, …input dims) or (N, elements) (the input's
+        /// quantization then covers their range). Told apart by content.
+        #[arg(long, value_name = "IMAGES|X.npy")]
         calibrate: Option<PathBuf>,
-        /// How many of the calibration images to use (the first ones).
+        /// How many of the calibration samples to use (the first ones).
         #[arg(long, value_name = "N", default_value_t = 500)]
         calibration_count: usize,
     },
@@ -46,47 +48,52 @@ enum Command {
         #[arg(long, value_name = "K")]
         train_from: Option<usize>,
     },
-    /// Accuracy and confusion matrix on labelled IDX images.
+    /// Accuracy and confusion matrix on labelled inputs: IDX images or a .npy array.
     Eval {
         /// fixnet model.
         #[arg(long)]
         model: PathBuf,
-        /// IDX images (.idx3-ubyte, optionally gzipped).
-        #[arg(long)]
-        images: PathBuf,
-        /// IDX labels (.idx1-ubyte, optionally gzipped).
-        #[arg(long)]
+        #[command(flatten)]
+        source: InputArgs,
+        /// Labels: IDX (.idx1-ubyte, optionally gzipped) or .npy of any integer type, shape
+        /// (N,). Told apart by content.
+        #[arg(long, value_name = "LABELS")]
         labels: PathBuf,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
-        /// Evaluate only the first N images.
+        /// Evaluate only the first N inputs.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
-    /// Write the raw int8 outputs for every image as an .npy array (N, outputs).
+    /// Run the model on every input and write its outputs as an .npy array (N, outputs):
+    /// int8, or float32 with --dequantize.
     Run {
         /// fixnet model.
         #[arg(long)]
         model: PathBuf,
-        /// IDX images (.idx3-ubyte, optionally gzipped).
-        #[arg(long)]
-        images: PathBuf,
+        #[command(flatten)]
+        source: InputArgs,
         /// Output .npy file.
         #[arg(long, value_name = "OUT.npy")]
         out: PathBuf,
-        /// Run only the first N images.
+        /// Write float32 outputs, (q - zero point) · scale with the output's quantization,
+        /// instead of the raw int8 values.
+        #[arg(long)]
+        dequantize: bool,
+        /// Run only the first N inputs.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
     /// Fine-tune a model on a user's labelled digits (host simulation of on-device training).
     Finetune(crate::finetune::FinetuneArgs),
-    /// Recognise digits in pictures (PNG or JPEG, any size, either polarity).
+    /// Classify pictures (PNG or JPEG, any size): digits (any polarity) for a 1-channel
+    /// 28x28 model; colour pictures, resized to the input's HxW, for a 3-channel model.
     Predict {
         /// fixnet model.
         #[arg(long)]
         model: PathBuf,
-        /// Pictures of single digits.
+        /// Pictures: single digits, or colour pictures for a 3-channel model.
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
@@ -98,6 +105,49 @@ enum Command {
     Qemu(crate::device::commands::QemuArgs),
     /// Benchmark a model on the QEMU Cortex-M4 and write docs/benchmarks.md.
     Bench(crate::device::commands::BenchArgs),
+}
+
+/// Where `run` and `eval` take their inputs from: exactly one of the two.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct InputArgs {
+    /// IDX images (.idx3-ubyte, optionally gzipped), fed as pixel / 255.
+    #[arg(long, value_name = "IMAGES")]
+    images: Option<PathBuf>,
+    /// Model inputs as .npy of shape (N, …input dims) or (N, elements): int8 (used as they
+    /// are) or float32 (quantized with the input's scale and zero point, as TFLite does).
+    #[arg(long, value_name = "X.npy")]
+    inputs: Option<PathBuf>,
+}
+
+/// A command's inputs, loaded.
+enum Batch {
+    Images(idx::Images),
+    Samples(inputs::Samples),
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        match self {
+            Batch::Images(i) => i.len(),
+            Batch::Samples(s) => s.len(),
+        }
+    }
+
+    fn truncate(&mut self, n: usize) {
+        match self {
+            Batch::Images(i) => i.truncate(n),
+            Batch::Samples(s) => s.truncate(n),
+        }
+    }
+
+    /// What one input is called in reports.
+    fn noun(&self) -> &'static str {
+        match self {
+            Batch::Images(_) => "images",
+            Batch::Samples(_) => "inputs",
+        }
+    }
 }
 
 /// Parses `args` and runs the command. Help and version requests print and succeed; usage
@@ -116,9 +166,21 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
             );
         }
         Err(e) => {
+            // clap's first paragraph, on one line: "the following required arguments were
+            // not provided:" is followed by the arguments on lines of their own.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
+            let first = if first.is_empty() {
+                "invalid arguments"
+            } else {
+                first
+            };
             bail!("{first} (see --help)");
         }
     };
@@ -139,17 +201,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
         Command::Finetune(args) => crate::finetune::run(args),
         Command::Eval {
             model,
-            images,
+            source,
             labels,
             json,
             limit,
-        } => eval(&model, &images, &labels, json, limit),
+        } => eval(&model, &source, &labels, json, limit),
         Command::Run {
             model,
-            images,
+            source,
             out,
+            dequantize,
             limit,
-        } => run_cmd(&model, &images, &out, limit),
+        } => run_cmd(&model, &source, &out, dequantize, limit),
         Command::Predict { model, images } => predict(&model, &images),
         Command::Demo => demo(),
         Command::Device(args) => crate::device::commands::device(args),
@@ -172,20 +235,28 @@ fn convert(
 ) -> Result<ExitCode> {
     let bytes = match extension(input).as_str() {
         "keras" | "h5" => {
-            let images = calibrate.with_context(|| {
+            let data = calibrate.with_context(|| {
                 format!(
-                    "{}: a float Keras model needs --calibrate IMAGES (IDX digits, e.g. the training images)",
+                    "{}: a float Keras model needs --calibrate IMAGES|X.npy (IDX digits or float32 model inputs, e.g. from the training set)",
                     input.display()
                 )
             })?;
             let model = crate::keras::load(input).with_context(|| input.display().to_string())?;
-            let images = idx::read_images(images)?;
             let options = crate::keras::CalibrationOptions {
                 max_images: calibration_count,
                 ..Default::default()
             };
-            crate::keras::convert(&model, &images, &options)
-                .with_context(|| input.display().to_string())?
+            let converted = if inputs::is_npy(data)? {
+                let values = inputs::read_float_samples(data, &model.input_dims)?;
+                let samples = crate::keras::FloatSamples {
+                    per_sample: model.input_dims.iter().product(),
+                    values,
+                };
+                crate::keras::convert(&model, &samples, &options)
+            } else {
+                crate::keras::convert(&model, &idx::read_images(data)?, &options)
+            };
+            converted.with_context(|| input.display().to_string())?
         }
         "tflite" => {
             ensure!(
@@ -261,6 +332,34 @@ fn load_images(path: &Path, limit: Option<usize>) -> Result<idx::Images> {
     Ok(images)
 }
 
+/// Loads the inputs named by `source` for `model`, and the path they came from.
+fn load_batch<'p>(
+    model: &ModelBytes,
+    source: &'p InputArgs,
+    limit: Option<usize>,
+) -> Result<(Batch, &'p Path)> {
+    let (mut batch, path) = match (&source.images, &source.inputs) {
+        (Some(images), _) => {
+            ensure!(
+                !inputs::is_npy(images)?,
+                "{}: this is a .npy array, not IDX images: give it with --inputs",
+                images.display()
+            );
+            (Batch::Images(idx::read_images(images)?), images)
+        }
+        (None, Some(path)) => {
+            let model = model.model()?;
+            let input = model.input().map_err(|e| anyhow!("model input: {e}"))?;
+            (Batch::Samples(inputs::read_inputs(path, &input)?), path)
+        }
+        (None, None) => bail!("give --images or --inputs"),
+    };
+    if let Some(n) = limit {
+        batch.truncate(n);
+    }
+    Ok((batch, path.as_path()))
+}
+
 /// A progress bar on stderr, only for people watching a terminal.
 fn progress(len: usize, quiet: bool) -> ProgressBar {
     if quiet || len < 500 || !std::io::stderr().is_terminal() {
@@ -275,16 +374,15 @@ fn progress(len: usize, quiet: bool) -> ProgressBar {
     bar
 }
 
-fn run_model(
-    model: &ModelBytes,
-    images: &idx::Images,
-    quiet: bool,
-) -> Result<(usize, Vec<i8>, f64)> {
+fn run_model(model: &ModelBytes, batch: &Batch, quiet: bool) -> Result<(usize, Vec<i8>, f64)> {
     let model = model.model()?;
-    let bar = progress(images.len(), quiet);
+    let bar = progress(batch.len(), quiet);
     let start = Instant::now();
-    let (classes, outputs) =
-        runner::run_images(&model, images, |done| bar.set_position(done as u64))?;
+    let done = |n: usize| bar.set_position(n as u64);
+    let (classes, outputs) = match batch {
+        Batch::Images(images) => runner::run_images(&model, images, done)?,
+        Batch::Samples(samples) => runner::run_samples(&model, samples, done)?,
+    };
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     Ok((classes, outputs, seconds))
@@ -292,36 +390,48 @@ fn run_model(
 
 fn eval(
     model_path: &Path,
-    images_path: &Path,
+    source: &InputArgs,
     labels_path: &Path,
     json: bool,
     limit: Option<usize>,
 ) -> Result<ExitCode> {
     let model = load_model(model_path)?;
-    let images = load_images(images_path, limit)?;
-    let mut labels = idx::read_labels(labels_path)?;
+    let (batch, inputs_path) = load_batch(&model, source, limit)?;
+    let mut labels = inputs::read_labels(labels_path)?;
     if let Some(n) = limit {
         labels.truncate(n);
     }
     ensure!(
-        labels.len() == images.len(),
-        "{} images but {} labels",
-        images.len(),
-        labels.len()
+        labels.len() == batch.len(),
+        "{} {} but {} labels in {}",
+        batch.len(),
+        batch.noun(),
+        labels.len(),
+        labels_path.display()
     );
-    let (classes, outputs, seconds) = run_model(&model, &images, json)?;
-    if let Some(&bad) = labels.iter().find(|&&l| usize::from(l) >= classes) {
-        bail!("label {bad} is outside the model's {classes} classes");
+    let classes = model
+        .model()?
+        .output()
+        .map_err(|e| anyhow!("model output: {e}"))?
+        .dims
+        .num_elements();
+    if let Some((i, bad)) = labels.iter().enumerate().find(|(_, &l)| l >= classes) {
+        bail!(
+            "{}: label {i} is {bad}, outside the model's {classes} classes",
+            labels_path.display()
+        );
     }
+    let (classes, outputs, seconds) = run_model(&model, &batch, json)?;
     let e = Evaluation::score(&outputs, classes, &labels, seconds);
     if json {
         println!("{}", e.to_json(&model_path.display().to_string()));
     } else {
         println!(
-            "{}: {} images from {}",
+            "{}: {} {} from {}",
             model_path.display(),
             inspect::thousands(e.images),
-            images_path.display()
+            batch.noun(),
+            inputs_path.display()
         );
         print!("{}", e.render());
     }
@@ -330,19 +440,33 @@ fn eval(
 
 fn run_cmd(
     model_path: &Path,
-    images_path: &Path,
+    source: &InputArgs,
     out: &Path,
+    dequantize: bool,
     limit: Option<usize>,
 ) -> Result<ExitCode> {
     let model = load_model(model_path)?;
-    let images = load_images(images_path, limit)?;
-    let (classes, outputs, seconds) = run_model(&model, &images, false)?;
-    let bytes = npy::encode_i8(&[images.len(), classes], &outputs)?;
+    let (batch, _) = load_batch(&model, source, limit)?;
+    let (classes, outputs, seconds) = run_model(&model, &batch, false)?;
+    let shape = [batch.len(), classes];
+    let (bytes, dtype) = if dequantize {
+        let t = model
+            .model()?
+            .output()
+            .map_err(|e| anyhow!("model output: {e}"))?;
+        let real: Vec<f32> = outputs
+            .iter()
+            .map(|&q| fixnet::quant::dequantize_i8(q, t.scale, t.zero_point))
+            .collect();
+        (npy::encode_f32(&shape, &real)?, "float32")
+    } else {
+        (npy::encode_i8(&shape, &outputs)?, "int8")
+    };
     write_atomically(out, &bytes)?;
     println!(
-        "{}: int8 outputs of shape ({}, {classes}) in {seconds:.3} s",
+        "{}: {dtype} outputs of shape ({}, {classes}) in {seconds:.3} s",
         out.display(),
-        images.len()
+        batch.len()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -353,13 +477,25 @@ fn predict(model_path: &Path, pictures: &[PathBuf]) -> Result<ExitCode> {
     let out_t = model.output().map_err(|e| anyhow!("{e}"))?;
     let mut arena = vec![0u8; model.arena_size()];
     let mut interp = fixnet::Interpreter::new(&model, &mut arena).map_err(|e| anyhow!("{e}"))?;
+    let in_t = model.input().map_err(|e| anyhow!("{e}"))?;
+    // A [1, H, W, 3] input takes colour pictures; anything else the digit path.
+    let colour = match *in_t.dims.as_slice() {
+        [1, h, w, 3] => Some((u32::from(w), u32::from(h))),
+        _ => None,
+    };
     for path in pictures {
-        let pixels = preprocess::mnist_pixels(&preprocess::load(path)?)
-            .with_context(|| path.display().to_string())?;
+        let pixels = match colour {
+            Some((w, h)) => preprocess::rgb_pixels(&preprocess::load_rgb(path)?, w, h),
+            None => preprocess::mnist_pixels(&preprocess::load(path)?)
+                .with_context(|| path.display().to_string())?,
+        };
+        // pixel / 255 quantized with the input's scale and zero point, per byte: grey
+        // or interleaved RGB alike.
         interp.set_input_grey(&pixels).map_err(|e| {
             anyhow!(
-                "{}: the model does not take 28x28 grey input: {e}",
-                path.display()
+                "{}: the model takes neither 28x28 grey nor HxWx3 colour input ({:?}): {e}",
+                path.display(),
+                in_t.dims.as_slice()
             )
         })?;
         interp
@@ -379,13 +515,13 @@ fn predict(model_path: &Path, pictures: &[PathBuf]) -> Result<ExitCode> {
         let mut ranked = scores.clone();
         // Stable sort keeps the first of equal scores first, as top1 does.
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let (digit, _) = interp.top1();
+        let (class, _) = interp.top1();
         let top: Vec<String> = ranked
             .iter()
             .take(3)
             .map(|(c, p)| format!("{c} {p:.3}"))
             .collect();
-        println!("{}: {digit}  (top 3: {})", path.display(), top.join(", "));
+        println!("{}: {class}  (top 3: {})", path.display(), top.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -406,7 +542,11 @@ fn demo() -> Result<ExitCode> {
     let images = repo_file("data/mnist/test-images-idx3-ubyte.gz");
     let labels = repo_file("data/mnist/test-labels-idx1-ubyte.gz");
     show_first_digits(&model, &images, &labels, 12)?;
-    eval(&model, &images, &labels, false, None)
+    let source = InputArgs {
+        images: Some(images),
+        inputs: None,
+    };
+    eval(&model, &source, &labels, false, None)
 }
 
 /// The first `count` test digits as terminal pictures, each captioned with what the model
@@ -415,7 +555,7 @@ fn show_first_digits(model: &Path, images: &Path, labels: &Path, count: usize) -
     let model = load_model(model)?;
     let images = load_images(images, Some(count))?;
     let labels = idx::read_labels(labels)?;
-    let (classes, outputs, _) = run_model(&model, &images, true)?;
+    let (classes, outputs) = runner::run_images(&model.model()?, &images, |_| {})?;
     let items: Vec<(Vec<String>, String)> = (0..images.len())
         .map(|i| {
             let row = &outputs[i * classes..(i + 1) * classes];

@@ -1,4 +1,4 @@
-//! Accuracy and confusion matrix of a model on a labelled image set.
+//! Accuracy and confusion matrix of a model on a labelled set of inputs.
 
 use crate::inspect::thousands;
 use serde_json::json;
@@ -20,11 +20,11 @@ pub struct Evaluation {
 impl Evaluation {
     /// Scores `outputs` (one row of `classes` int8 values per image) against `labels`; the
     /// prediction is the first maximum, as `Interpreter::top1`.
-    pub fn score(outputs: &[i8], classes: usize, labels: &[u8], seconds: f64) -> Self {
+    pub fn score(outputs: &[i8], classes: usize, labels: &[usize], seconds: f64) -> Self {
         let n_classes = classes.max(
             labels
                 .iter()
-                .map(|&l| usize::from(l) + 1)
+                .map(|&l| l.saturating_add(1))
                 .max()
                 .unwrap_or(0),
         );
@@ -32,8 +32,8 @@ impl Evaluation {
         let mut correct = 0;
         for (row, &label) in outputs.chunks_exact(classes.max(1)).zip(labels) {
             let (pred, _) = fixnet::interpreter::top1(row);
-            confusion[usize::from(label)][pred] += 1;
-            correct += usize::from(pred == usize::from(label));
+            confusion[label][pred] += 1;
+            correct += usize::from(pred == label);
         }
         Evaluation {
             images: labels.len().min(outputs.len() / classes.max(1)),

@@ -116,6 +116,9 @@ fn read_bounded(
 
 /// The image header's (count, rows, cols, pixel bytes).
 fn images_header(bytes: &[u8]) -> Result<(usize, usize, usize, usize)> {
+    if bytes.starts_with(b"\x93NUMPY") {
+        bail!("this is a .npy array, not an IDX image file");
+    }
     let h = header(bytes, 1)?;
     if h[0] == LABELS_MAGIC {
         bail!("this is an IDX label file, not an image file");

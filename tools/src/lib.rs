@@ -8,6 +8,7 @@ pub mod eval;
 pub mod finetune;
 pub mod fxn;
 pub mod idx;
+pub mod inputs;
 pub mod inspect;
 pub mod ir;
 pub mod keras;

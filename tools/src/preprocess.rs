@@ -1,4 +1,5 @@
-//! Turning an arbitrary picture of a digit into an MNIST-style 28×28 input.
+//! Turning an arbitrary picture of a digit into an MNIST-style 28×28 input, and a colour
+//! picture into a model's H×W×3 input.
 //!
 //! MNIST's own recipe: the digit is white on black, cropped to its ink, scaled (anti-aliased,
 //! aspect ratio kept) to fit a 20×20 box, and pasted into a 28×28 field so that its centre of
@@ -6,7 +7,7 @@
 
 use anyhow::{ensure, Context, Result};
 use image::imageops::{self, FilterType};
-use image::GrayImage;
+use image::{GrayImage, RgbImage};
 use std::path::Path;
 
 /// Side of the MNIST field.
@@ -23,6 +24,18 @@ const INK_LEVEL: u8 = 48;
 pub fn load(path: &Path) -> Result<GrayImage> {
     let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?;
     Ok(img.to_luma8())
+}
+
+/// Loads a PNG or JPEG file as RGB pixels (grey pictures get three equal channels).
+pub fn load_rgb(path: &Path) -> Result<RgbImage> {
+    let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?;
+    Ok(img.to_rgb8())
+}
+
+/// A colour picture resized (triangle filter, aspect ratio not kept) to `w`×`h`: `h` rows of
+/// `w` interleaved RGB bytes, the HWC layout of a `[1, h, w, 3]` input.
+pub fn rgb_pixels(img: &RgbImage, w: u32, h: u32) -> Vec<u8> {
+    imageops::resize(img, w, h, FilterType::Triangle).into_raw()
 }
 
 /// Preprocesses a grey picture into 784 MNIST-style pixels (0 = background, 255 = ink).

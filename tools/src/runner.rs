@@ -1,6 +1,7 @@
-//! Running a model over a set of images.
+//! Running a model over a set of inputs: IDX images or quantized samples.
 
 use crate::idx::Images;
+use crate::inputs::Samples;
 use anyhow::{anyhow, ensure, Result};
 use fixnet::{Interpreter, Model};
 
@@ -10,7 +11,7 @@ use fixnet::{Interpreter, Model};
 pub fn run_images(
     model: &Model<'_>,
     images: &Images,
-    mut progress: impl FnMut(usize),
+    progress: impl FnMut(usize),
 ) -> Result<(usize, Vec<i8>)> {
     let input = model.input().map_err(|e| anyhow!("model input: {e}"))?;
     let pixels = images.rows * images.cols;
@@ -22,22 +23,66 @@ pub fn run_images(
         images.rows,
         images.cols
     );
+    run_each(
+        model,
+        images.len(),
+        |interp, i| interp.set_input_grey(images.image(i)),
+        progress,
+    )
+}
+
+/// Runs `model` on every sample, its int8 values copied into the input tensor as they are,
+/// and returns the outputs as [`run_images`] does.
+pub fn run_samples(
+    model: &Model<'_>,
+    samples: &Samples,
+    progress: impl FnMut(usize),
+) -> Result<(usize, Vec<i8>)> {
+    let input = model.input().map_err(|e| anyhow!("model input: {e}"))?;
+    ensure!(
+        input.dims.num_elements() == samples.per_sample,
+        "the model input has {} elements ({:?}) but the samples have {}",
+        input.dims.num_elements(),
+        input.dims.as_slice(),
+        samples.per_sample
+    );
+    run_each(
+        model,
+        samples.len(),
+        |interp, i| {
+            let (dst, src) = (interp.input_mut(), samples.sample(i));
+            if dst.len() != src.len() {
+                return Err(fixnet::Error::ShapeMismatch);
+            }
+            dst.copy_from_slice(src);
+            Ok(())
+        },
+        progress,
+    )
+}
+
+/// The loop shared by both: `fill` writes input `i`, then the model runs and its output row
+/// is kept.
+fn run_each(
+    model: &Model<'_>,
+    count: usize,
+    mut fill: impl FnMut(&mut Interpreter<'_, '_>, usize) -> Result<(), fixnet::Error>,
+    mut progress: impl FnMut(usize),
+) -> Result<(usize, Vec<i8>)> {
     let mut arena = vec![0u8; model.arena_size()];
     let mut interp = Interpreter::new(model, &mut arena).map_err(|e| anyhow!("{e}"))?;
     let outputs = interp.output().len();
-    let mut out = Vec::with_capacity(images.len() * outputs);
-    for i in 0..images.len() {
-        interp
-            .set_input_grey(images.image(i))
-            .map_err(|e| anyhow!("image {i}: {e}"))?;
+    let mut out = Vec::with_capacity(count.saturating_mul(outputs));
+    for i in 0..count {
+        fill(&mut interp, i).map_err(|e| anyhow!("input {i}: {e}"))?;
         interp
             .invoke()
-            .map_err(|e| anyhow!("running image {i}: {e}"))?;
+            .map_err(|e| anyhow!("running input {i}: {e}"))?;
         out.extend_from_slice(interp.output());
         if i % 64 == 63 {
             progress(i + 1);
         }
     }
-    progress(images.len());
+    progress(count);
     Ok((outputs, out))
 }

@@ -171,6 +171,28 @@ enum Role {
     Labels,
     Picture,
     Elf,
+    /// A `.npy` of float32 model inputs (run / eval `--inputs`, `convert --calibrate`).
+    Npy,
+}
+
+/// A `.npy` v1 file: `header` as its dictionary, then `body`.
+fn npy_file(header: &str, body: &[u8]) -> Vec<u8> {
+    let mut text = header.as_bytes().to_vec();
+    text.push(b'\n');
+    let mut v = b"\x93NUMPY\x01\x00".to_vec();
+    v.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    v.extend_from_slice(&text);
+    v.extend_from_slice(body);
+    v
+}
+
+/// 20 float32 inputs of 28×28×1 for the seed CNN (and the strided CNN's calibration).
+fn good_npy() -> Vec<u8> {
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (20, 28, 28, 1), }";
+    let body: Vec<u8> = (0..20 * 784)
+        .flat_map(|i| ((i % 256) as f32 / 255.0).to_le_bytes())
+        .collect();
+    npy_file(header, &body)
 }
 
 /// `(kind, path)` bad files for a role.
@@ -182,6 +204,7 @@ fn bad_files(f: &Files, role: Role) -> Vec<(String, String)> {
         Role::Images | Role::Labels => "idx",
         Role::Picture => "png",
         Role::Elf => "elf",
+        Role::Npy => "npy",
     };
     let name = |kind: &str| format!("{role:?}-{kind}.{ext}").to_lowercase();
     let good: Vec<u8> = match role {
@@ -205,6 +228,7 @@ fn bad_files(f: &Files, role: Role) -> Vec<(String, String)> {
             c.into_inner()
         }
         Role::Elf => b"\x7fELF\x01\x01\x01\0".to_vec(),
+        Role::Npy => good_npy(),
     };
     let wrong: Vec<u8> = match role {
         Role::Model | Role::Tflite | Role::Keras | Role::Elf => {
@@ -213,6 +237,7 @@ fn bad_files(f: &Files, role: Role) -> Vec<(String, String)> {
         Role::Images => idx_labels(),
         Role::Labels => gunzip(&real("data/mnist/test-images-idx3-ubyte.gz"))[..16 + 784].to_vec(),
         Role::Picture => b"this is not a picture\n".to_vec(),
+        Role::Npy => gunzip(&real("data/mnist/test-images-idx3-ubyte.gz"))[..16 + 784].to_vec(),
     };
     let mut v = vec![
         ("missing".to_string(), f.missing(&name("x"))),
@@ -266,6 +291,22 @@ fn bad_files(f: &Files, role: Role) -> Vec<(String, String)> {
             let n = m.len();
             m[n - 1] ^= 0x40;
             v.push(("bad CRC".into(), f.write(&name("badcrc"), &m)));
+        }
+        Role::Npy => {
+            let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 784), }";
+            v.push((
+                "npy header claiming 10^9 inputs".into(),
+                f.write(&name("billion"), &npy_file(header, &[0; 4096])),
+            ));
+            // A real header in front of 2 GiB: refused from the file's length.
+            let p = f.write(&name("huge-with-header"), &npy_file(header, &[]));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(2 << 30)
+                .unwrap();
+            v.push(("npy header then 2 GiB".into(), p));
         }
         _ => {}
     }
@@ -458,6 +499,40 @@ fn table(f: &Files) -> Vec<(String, Vec<String>, Role)> {
         "predict --model",
         s(&["predict", "--model", p, &out("nothing.png")]),
         Role::Model,
+    );
+    add(
+        "run --inputs",
+        s(&[
+            "run",
+            "--model",
+            &model,
+            "--inputs",
+            p,
+            "--out",
+            &out("o.npy"),
+        ]),
+        Role::Npy,
+    );
+    add(
+        "eval --inputs",
+        s(&[
+            "eval", "--model", &model, "--inputs", p, "--labels", &labels,
+        ]),
+        Role::Npy,
+    );
+    add(
+        "convert --calibrate .npy",
+        s(&[
+            "convert",
+            &keras,
+            "-o",
+            &out("o4.fxn"),
+            "--calibrate",
+            p,
+            "--calibration-count",
+            "10",
+        ]),
+        Role::Npy,
     );
     add(
         "predict picture",

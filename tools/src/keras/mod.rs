@@ -26,9 +26,11 @@ mod quantize;
 
 pub use error::KerasError;
 pub use model::{argmax, FloatLayer, FloatModel, FloatOp, PoolParams};
-pub use quantize::{asymmetric, calibrate, quantize, CalibrationOptions, RangeMethod, Ranges};
+pub use quantize::{
+    asymmetric, calibrate, quantize, CalibrationOptions, CalibrationSet, FloatSamples, RangeMethod,
+    Ranges,
+};
 
-use crate::idx::Images;
 use config::{parse_model_config, snake_case, LayerSpec, ModelSpec};
 use hdf5::{read_array, string_attr, strings_attr, subgroups, Array, H5};
 use model::WeightSource;
@@ -70,14 +72,14 @@ pub fn load_bytes(bytes: &[u8]) -> Result<FloatModel, KerasError> {
     })
 }
 
-/// Calibrates `model` on (at most `options.max_images` of) `images`, quantizes it and lowers
-/// it to fixnet model bytes.
-pub fn convert(
+/// Calibrates `model` on (at most `options.max_images` of) `data` — IDX images or float
+/// samples ([`CalibrationSet`]) — quantizes it and lowers it to fixnet model bytes.
+pub fn convert<'a>(
     model: &FloatModel,
-    images: &Images,
+    data: impl Into<CalibrationSet<'a>>,
     options: &CalibrationOptions,
 ) -> Result<Vec<u8>, KerasError> {
-    let ranges = calibrate(model, images, options)?;
+    let ranges = calibrate(model, data, options)?;
     let graph = quantize(model, &ranges)?;
     crate::lower::lower(&graph).map_err(|e| KerasError::Quantize(format!("{e:#}")))
 }

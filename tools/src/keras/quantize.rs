@@ -1,7 +1,8 @@
 //! Post-training quantization of a [`FloatModel`] into the tools IR.
 //!
-//! Activation ranges come from running the float model on calibration images; weights are
-//! quantized symmetrically per output channel, as TFLite's converter does by default.
+//! Activation ranges come from running the float model on calibration data (IDX images or
+//! float samples); weights are quantized symmetrically per output channel, as TFLite's
+//! converter does by default.
 
 use super::model::{FloatModel, FloatOp};
 use super::KerasError;
@@ -22,7 +23,7 @@ pub enum RangeMethod {
 /// Calibration settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CalibrationOptions {
-    /// Use at most this many images from the calibration set (the first ones).
+    /// Use at most this many images or samples from the calibration set (the first ones).
     pub max_images: usize,
     /// How ranges are taken.
     pub method: RangeMethod,
@@ -38,34 +39,116 @@ impl Default for CalibrationOptions {
     }
 }
 
-/// The real range `[min, max]` of each op's output, in op order.
+/// The real range `[min, max]` of the model's input and of each op's output, in op order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ranges {
+    /// The input's `(min, max)`: `(0, 1)` for images (pixel / 255), the values seen for
+    /// float samples.
+    pub input: (f32, f32),
     /// One `(min, max)` per op of the float model.
     pub per_op: Vec<(f32, f32)>,
 }
 
-/// Runs the float model on the calibration images (`pixel / 255`) and records each op's
-/// output range.
-pub fn calibrate(
+/// Float calibration samples: the float model's own inputs, C order, sample after sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FloatSamples {
+    /// Values per sample (the model input's element count).
+    pub per_sample: usize,
+    /// All values.
+    pub values: Vec<f32>,
+}
+
+/// What a float model is calibrated on.
+#[derive(Clone, Copy, Debug)]
+pub enum CalibrationSet<'a> {
+    /// Grey images fed as `pixel / 255`; the input's range is fixed to `[0, 1]` (scale 1/255,
+    /// zero point −128), whatever pixels the images happen to hold.
+    Images(&'a Images),
+    /// Float samples fed as they are; the input's range is the smallest and largest value
+    /// of the samples used.
+    Floats(&'a FloatSamples),
+}
+
+impl<'a> From<&'a Images> for CalibrationSet<'a> {
+    fn from(images: &'a Images) -> Self {
+        CalibrationSet::Images(images)
+    }
+}
+
+impl<'a> From<&'a FloatSamples> for CalibrationSet<'a> {
+    fn from(samples: &'a FloatSamples) -> Self {
+        CalibrationSet::Floats(samples)
+    }
+}
+
+impl CalibrationSet<'_> {
+    /// Number of images or samples.
+    fn len(&self) -> usize {
+        match self {
+            CalibrationSet::Images(i) => i.len(),
+            CalibrationSet::Floats(f) => f.values.len() / f.per_sample.max(1),
+        }
+    }
+
+    /// Values per image or sample.
+    fn per_sample(&self) -> usize {
+        match self {
+            CalibrationSet::Images(i) => i.rows * i.cols,
+            CalibrationSet::Floats(f) => f.per_sample,
+        }
+    }
+
+    /// The float input of image or sample `i`.
+    fn sample(&self, i: usize) -> Vec<f32> {
+        match self {
+            CalibrationSet::Images(images) => images
+                .image(i)
+                .iter()
+                .map(|&p| f32::from(p) / 255.0)
+                .collect(),
+            CalibrationSet::Floats(f) => {
+                let n = f.per_sample;
+                f.values
+                    .get(i * n..(i + 1) * n)
+                    .unwrap_or_default()
+                    .to_vec()
+            }
+        }
+    }
+}
+
+/// Runs the float model on the calibration data (images as `pixel / 255`, float samples as
+/// they are) and records the input's and each op's output range.
+pub fn calibrate<'a>(
     model: &FloatModel,
-    images: &Images,
+    data: impl Into<CalibrationSet<'a>>,
     options: &CalibrationOptions,
 ) -> Result<Ranges, KerasError> {
-    let count = images.len().min(options.max_images);
+    let data = data.into();
+    let count = data.len().min(options.max_images);
     if count == 0 {
         return Err(KerasError::Calibration("no calibration image".into()));
     }
-    if images.rows * images.cols != model.input.len() {
+    if data.per_sample() != model.input.len() {
+        let what = match data {
+            CalibrationSet::Images(images) => format!(
+                "images are {}x{} ({} pixels)",
+                images.rows,
+                images.cols,
+                images.rows * images.cols
+            ),
+            CalibrationSet::Floats(f) => format!("samples have {} values", f.per_sample),
+        };
         return Err(KerasError::Calibration(format!(
-            "images are {}x{} ({} pixels), the model takes {:?} ({} values)",
-            images.rows,
-            images.cols,
-            images.rows * images.cols,
+            "{what}, the model takes {:?} ({} values)",
             model.input_dims,
             model.input.len()
         )));
     }
+    let mut input_range = match data {
+        CalibrationSet::Images(_) => (0.0, 1.0),
+        CalibrationSet::Floats(_) => (f32::INFINITY, f32::NEG_INFINITY),
+    };
     let ops = model.layers.len();
     let mut per_op = vec![(f32::INFINITY, f32::NEG_INFINITY); ops];
     // Percentiles need every value; min/max only the running extremes.
@@ -73,8 +156,13 @@ pub fn calibrate(
         RangeMethod::MinMax => Vec::new(),
         RangeMethod::Percentile(_) => vec![Vec::new(); ops],
     };
-    for pixels in (0..count).map(|i| images.image(i)) {
-        let input: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
+    for input in (0..count).map(|i| data.sample(i)) {
+        if let CalibrationSet::Floats(_) = data {
+            for &v in &input {
+                input_range.0 = input_range.0.min(v);
+                input_range.1 = input_range.1.max(v);
+            }
+        }
         model.run_observed(&input, |i, out| {
             let r = &mut per_op[i];
             for &v in out {
@@ -101,6 +189,11 @@ pub fn calibrate(
             }
         }
     }
+    if !input_range.0.is_finite() || !input_range.1.is_finite() {
+        return Err(KerasError::Calibration(
+            "a calibration value is not finite".into(),
+        ));
+    }
     if per_op
         .iter()
         .any(|(lo, hi)| !lo.is_finite() || !hi.is_finite())
@@ -109,7 +202,10 @@ pub fn calibrate(
             "the float model produced a non-finite value".into(),
         ));
     }
-    Ok(Ranges { per_op })
+    Ok(Ranges {
+        input: input_range,
+        per_op,
+    })
 }
 
 /// int8 asymmetric quantization of the real range `[min, max]` (widened to include 0):
@@ -187,9 +283,10 @@ fn ir_shape(dims: &[usize]) -> Vec<usize> {
 
 /// Quantizes the float model with the given activation ranges into the tools IR.
 ///
-/// The input is fixed to scale 1/255, zero point −128 (so a pixel `p` is fed as `p − 128`),
-/// softmax outputs to scale 1/256, zero point −128, and pooling and reshape outputs share
-/// their input's quantization.
+/// The input is quantized asymmetrically over its range ([`asymmetric`]; for images `[0, 1]`
+/// gives scale 1/255, zero point −128, so a pixel `p` is fed as `p − 128`), softmax outputs
+/// to scale 1/256, zero point −128, and pooling and reshape outputs share their input's
+/// quantization.
 pub fn quantize(model: &FloatModel, ranges: &Ranges) -> Result<Graph, KerasError> {
     if ranges.per_op.len() != model.layers.len() {
         return Err(KerasError::Quantize(format!(
@@ -199,11 +296,12 @@ pub fn quantize(model: &FloatModel, ranges: &Ranges) -> Result<Graph, KerasError
         )));
     }
     let mut g = Graph::default();
+    let (scale, zero_point) = asymmetric(ranges.input.0, ranges.input.1);
     let mut current = g.add_tensor(TensorInfo {
         name: "input".into(),
         shape: ir_shape(&model.input_dims),
-        scale: 1.0 / 255.0,
-        zero_point: -128,
+        scale,
+        zero_point,
     });
     g.input = current;
     for (i, (layer, &(lo, hi))) in model.layers.iter().zip(&ranges.per_op).enumerate() {
