@@ -378,7 +378,15 @@ fn mul_op(model: &Model<'_>, m: &MulOp, arena: &mut [u8]) -> Result<(), Error> {
     };
     let io = OpArena::split(arena, &out_t)?;
     let (x, y) = (io.input(&t1)?, io.input(&t2)?);
-    kernels::mul(x, dims4(&t1)?, y, dims4(&t2)?, &params, io.output)
+    kernels::broadcast_mul(
+        x,
+        &dims4(&t1)?,
+        y,
+        &dims4(&t2)?,
+        &params,
+        io.output,
+        &dims4(&out_t)?,
+    )
 }
 
 /// A tensor's dimensions extended to 4-D with leading ones (TFLite's `ExtendedShape`).

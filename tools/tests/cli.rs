@@ -309,10 +309,10 @@ fn error_paths_are_one_line() {
     );
 
     // An op fixnet does not have.
-    std::fs::write(d("tanh.tflite"), support::tanh_model()).unwrap();
+    std::fs::write(d("exp.tflite"), support::exp_model()).unwrap();
     assert_one_line_error(
-        &fixnet(&["convert", &d("tanh.tflite"), "-o", &d("x.fxn")]),
-        "op 0 (TANH)",
+        &fixnet(&["convert", &d("exp.tflite"), "-o", &d("x.fxn")]),
+        "op 0 (EXP)",
     );
 
     // Truncated and empty files.

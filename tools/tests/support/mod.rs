@@ -296,14 +296,14 @@ pub fn small_model() -> Vec<u8> {
     tflite(&tensors, &ops, 0, 10)
 }
 
-/// A model whose only op is TANH (unsupported).
-pub fn tanh_model() -> Vec<u8> {
+/// A model whose only op is EXP (unsupported).
+pub fn exp_model() -> Vec<u8> {
     let tensors = vec![
         T::act("x", &[1, 4], 0.1, 0),
         T::act("y", &[1, 4], 1.0 / 128.0, 0),
     ];
     let ops = vec![O {
-        code: 28,
+        code: 47,
         inputs: vec![0],
         outputs: vec![1],
         options: None,
