@@ -175,6 +175,8 @@ fn layouts_follow_fixnet_conventions() {
             keras::FloatOp::Reshape => "reshape",
             keras::FloatOp::Dense { .. } => "dense",
             keras::FloatOp::Softmax => "softmax",
+            keras::FloatOp::Add { .. } => "add",
+            keras::FloatOp::Pad { .. } => "pad",
         })
         .collect();
     assert_eq!(
@@ -185,6 +187,10 @@ fn layouts_follow_fixnet_conventions() {
     let shapes: Vec<_> = m.layers.iter().map(|l| l.output).collect();
     assert_eq!(shapes[0], fixnet::Shape::new(14, 14, 16));
     assert_eq!(shapes[5], fixnet::Shape::new(1, 1, 288));
+    // A Sequential model is a chain: each op reads the one before it, the last is the output.
+    let inputs: Vec<_> = m.layers.iter().map(|l| l.inputs.clone()).collect();
+    assert_eq!(inputs, (0..8).map(|i| vec![i]).collect::<Vec<_>>());
+    assert_eq!(m.output, 8);
 }
 
 #[test]

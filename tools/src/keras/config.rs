@@ -15,6 +15,9 @@ pub(crate) struct LayerSpec {
     pub class: String,
     /// The layer's `config` object.
     pub config: Value,
+    /// Names of the layers whose outputs it reads, in order (for a `Sequential` model, the
+    /// layer before it, or the model input).
+    pub inbound: Vec<String>,
 }
 
 impl LayerSpec {
@@ -85,12 +88,20 @@ pub(crate) struct ModelSpec {
     pub name: String,
     /// The input shape without the batch dimension, when the config states it.
     pub input_shape: Option<Vec<usize>>,
-    /// The layers in execution order, `InputLayer` excluded.
+    /// The layers in config order, `InputLayer` excluded (a Functional config lists each
+    /// layer after the ones it reads).
     pub layers: Vec<LayerSpec>,
+    /// The name by which layers refer to the model input.
+    pub input_name: String,
+    /// The name of the layer whose output is the model's output.
+    pub output_name: String,
 }
 
-/// Parses a Keras model config (Keras 2 or 3, `Sequential`, or `Functional` when the graph is
-/// a single chain).
+/// How a `Sequential` model without an `InputLayer` names its input (not a valid Keras name).
+pub(crate) const SEQUENTIAL_INPUT: &str = "<input>";
+
+/// Parses a Keras model config (Keras 2 or 3, `Sequential`, or a single-input, single-output
+/// `Functional` graph).
 pub(crate) fn parse_model_config(json: &str) -> Result<ModelSpec, KerasError> {
     let root: Value = serde_json::from_str(json)
         .map_err(|e| KerasError::Config(format!("not valid JSON: {e}")))?;
@@ -110,6 +121,15 @@ pub(crate) fn parse_model_config(json: &str) -> Result<ModelSpec, KerasError> {
         .get("layers")
         .and_then(Value::as_array)
         .ok_or_else(|| KerasError::Config(format!("the {class} config has no 'layers' list")))?;
+    let functional = match class {
+        "Sequential" => false,
+        "Functional" | "Model" => true,
+        other => {
+            return Err(KerasError::Config(format!(
+                "the model is a '{other}'; only Sequential and Functional models are supported"
+            )))
+        }
+    };
     let mut all = Vec::with_capacity(raw_layers.len());
     for (index, layer) in raw_layers.iter().enumerate() {
         let class = layer
@@ -126,47 +146,47 @@ pub(crate) fn parse_model_config(json: &str) -> Result<ModelSpec, KerasError> {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        all.push((
-            LayerSpec {
-                index,
-                name,
-                class: class.to_string(),
-                config,
-            },
-            layer,
-        ));
-    }
-
-    match class {
-        "Sequential" => {}
-        "Functional" | "Model" => check_chain(&all)?,
-        other => {
-            return Err(KerasError::Config(format!(
-                "the model is a '{other}'; only Sequential and single-chain Functional models \
-                 are supported"
-            )))
+        let mut spec = LayerSpec {
+            index,
+            name,
+            class: class.to_string(),
+            config,
+            inbound: Vec::new(),
+        };
+        if functional {
+            spec.inbound = inbound_layers(&spec, layer.get("inbound_nodes"))?;
         }
+        all.push(spec);
     }
 
     let mut input_shape = None;
-    let mut layers = Vec::new();
-    for (spec, _) in all {
+    let mut input_name = None;
+    let mut layers: Vec<LayerSpec> = Vec::new();
+    for mut spec in all {
         if spec.class == "InputLayer" {
-            if !layers.is_empty() || input_shape.is_some() {
+            if input_name.is_some() {
                 return Err(
-                    spec.unsupported("a second input; only single-input chains are supported")
+                    spec.unsupported("a second input; only single-input models are supported")
                 );
             }
             input_shape = Some(batch_shape(&spec.config).ok_or_else(|| {
                 spec.unsupported("no 'batch_shape' / 'batch_input_shape' with known sizes")
             })?);
-        } else {
-            if layers.is_empty() && input_shape.is_none() {
-                // Keras 2 Sequential models without an InputLayer put it on the first layer.
-                input_shape = batch_shape(&spec.config);
-            }
-            layers.push(spec);
+            input_name = Some(spec.name.clone());
+            continue;
         }
+        if layers.is_empty() && input_shape.is_none() {
+            // Keras 2 Sequential models without an InputLayer put it on the first layer.
+            input_shape = batch_shape(&spec.config);
+        }
+        if !functional {
+            let previous = layers.last().map(|l| l.name.clone());
+            let input = input_name
+                .clone()
+                .unwrap_or_else(|| SEQUENTIAL_INPUT.to_string());
+            spec.inbound = vec![previous.unwrap_or(input)];
+        }
+        layers.push(spec);
     }
     if input_shape.is_none() {
         input_shape = config
@@ -174,11 +194,55 @@ pub(crate) fn parse_model_config(json: &str) -> Result<ModelSpec, KerasError> {
             .or_else(|| root.pointer("/build_config/input_shape"))
             .and_then(shape_without_batch);
     }
+    let input_name = input_name.unwrap_or_else(|| SEQUENTIAL_INPUT.to_string());
+    let output_name = if functional {
+        let outputs = config
+            .get("output_layers")
+            .map(layer_refs)
+            .unwrap_or_default();
+        let inputs = config
+            .get("input_layers")
+            .map(layer_refs)
+            .unwrap_or_default();
+        if inputs.len() > 1 {
+            return Err(KerasError::Config(format!(
+                "the model has {} inputs ({inputs:?}); only single-input models are supported",
+                inputs.len()
+            )));
+        }
+        match outputs.as_slice() {
+            [one] => one.clone(),
+            _ => {
+                return Err(KerasError::Config(format!(
+                    "the model has outputs {outputs:?}; only single-output models are supported"
+                )))
+            }
+        }
+    } else {
+        layers
+            .last()
+            .map_or_else(|| input_name.clone(), |l| l.name.clone())
+    };
     Ok(ModelSpec {
         name,
         input_shape,
         layers,
+        input_name,
+        output_name,
     })
+}
+
+/// Names in a Functional config's `input_layers` / `output_layers`: `[name, 0, 0]` (one) or a
+/// list of them.
+fn layer_refs(v: &Value) -> Vec<String> {
+    match v.as_array().map(Vec::as_slice) {
+        Some([Value::String(name), ..]) => vec![name.clone()],
+        Some(items) => items
+            .iter()
+            .filter_map(|i| i.get(0).and_then(Value::as_str).map(str::to_string))
+            .collect(),
+        None => Vec::new(),
+    }
 }
 
 /// The input shape of an `InputLayer`-like config, without the batch dimension.
@@ -198,37 +262,17 @@ fn shape_without_batch(v: &Value) -> Option<Vec<usize>> {
         .collect()
 }
 
-/// Checks that a Functional model is one chain: each layer reads exactly the layer listed
-/// before it, and the model's output is the last layer.
-fn check_chain(layers: &[(LayerSpec, &Value)]) -> Result<(), KerasError> {
-    for (i, (spec, raw)) in layers.iter().enumerate() {
-        let inbound = inbound_layers(raw.get("inbound_nodes"));
-        if i == 0 {
-            if spec.class != "InputLayer" || !inbound.is_empty() {
-                return Err(spec.unsupported("a Functional model must start with its InputLayer"));
-            }
-            continue;
-        }
-        let previous = &layers[i - 1].0.name;
-        if inbound.len() != 1 || &inbound[0] != previous {
-            return Err(spec.unsupported(format!(
-                "reads {inbound:?}; only Functional models that are a single chain \
-                 (each layer reading the one before, '{previous}') are supported"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Names of the layers a Functional layer reads, in the Keras 3 (`keras_history`) or
-/// Keras 2 (`[[name, node, tensor, kwargs]]`) format.
-fn inbound_layers(nodes: Option<&Value>) -> Vec<String> {
-    fn collect(v: &Value, out: &mut Vec<String>) {
+/// Names of the layers a Functional layer reads, in order, in the Keras 3 (`keras_history`)
+/// or Keras 2 (`[[[name, node, tensor, kwargs], …]]`) format. A layer called more than once
+/// (a shared layer) or reading a later call of another layer is rejected.
+fn inbound_layers(spec: &LayerSpec, nodes: Option<&Value>) -> Result<Vec<String>, KerasError> {
+    fn collect(v: &Value, out: &mut Vec<(String, u64)>) {
         match v {
             Value::Object(map) => {
                 if let Some(Value::Array(history)) = map.get("keras_history") {
                     if let Some(Value::String(name)) = history.first() {
-                        out.push(name.clone());
+                        let node = history.get(1).and_then(Value::as_u64).unwrap_or(0);
+                        out.push((name.clone(), node));
                     }
                     return;
                 }
@@ -238,10 +282,10 @@ fn inbound_layers(nodes: Option<&Value>) -> Vec<String> {
             }
             Value::Array(items) => {
                 // A Keras 2 node entry: [name, node_index, tensor_index, kwargs].
-                if let [Value::String(name), Value::Number(_), Value::Number(_), ..] =
+                if let [Value::String(name), Value::Number(node), Value::Number(_), ..] =
                     items.as_slice()
                 {
-                    out.push(name.clone());
+                    out.push((name.clone(), node.as_u64().unwrap_or(0)));
                     return;
                 }
                 for item in items {
@@ -251,11 +295,32 @@ fn inbound_layers(nodes: Option<&Value>) -> Vec<String> {
             _ => {}
         }
     }
-    let mut out = Vec::new();
-    if let Some(nodes) = nodes {
-        collect(nodes, &mut out);
+    let nodes = match nodes {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(nodes)) => nodes.as_slice(),
+        Some(other) => return Err(spec.unsupported(format!("inbound_nodes {other} is not a list"))),
+    };
+    if nodes.len() > 1 {
+        return Err(spec.unsupported(format!(
+            "it is called {} times (shared layers are not supported)",
+            nodes.len()
+        )));
     }
-    out
+    let mut out = Vec::new();
+    if let Some(node) = nodes.first() {
+        collect(node, &mut out);
+    }
+    out.into_iter()
+        .map(|(name, node)| {
+            if node == 0 {
+                Ok(name)
+            } else {
+                Err(spec.unsupported(format!(
+                    "it reads call {node} of the shared layer '{name}' (shared layers are not supported)"
+                )))
+            }
+        })
+        .collect()
 }
 
 /// Keras's `to_snake_case` of a class name (`DepthwiseConv2D` → `depthwise_conv2d`), used to
@@ -303,23 +368,39 @@ mod tests {
     }
 
     #[test]
-    fn functional_chain_is_accepted_and_branches_are_not() {
+    fn functional_inbound_names_and_output_are_read() {
         let chain = r#"{"class_name":"Functional","config":{"name":"f","layers":[
             {"class_name":"InputLayer","name":"in","config":{"name":"in","batch_shape":[null,4]},"inbound_nodes":[]},
             {"class_name":"Dense","name":"d","config":{"name":"d","units":2},
              "inbound_nodes":[{"args":[{"class_name":"__keras_tensor__","config":{"keras_history":["in",0,0]}}],"kwargs":{}}]}
-        ]}}"#;
+        ],"input_layers":[["in",0,0]],"output_layers":["d",0,0]}}"#;
         let spec = parse_model_config(chain).unwrap();
         assert_eq!(spec.input_shape, Some(vec![4]));
         assert_eq!(spec.layers.len(), 1);
-        let branch = chain.replace(r#"["in",0,0]"#, r#"["x",0,0]"#);
-        let err = parse_model_config(&branch).unwrap_err().to_string();
-        assert!(err.contains("'d'") && err.contains("single chain"), "{err}");
+        assert_eq!(spec.layers[0].inbound, vec!["in".to_string()]);
+        assert_eq!(
+            (spec.input_name.as_str(), spec.output_name.as_str()),
+            ("in", "d")
+        );
+        let shared = chain.replace(r#"["in",0,0]}}]"#, r#"["in",1,0]}}]"#);
+        let err = parse_model_config(&shared).unwrap_err().to_string();
+        assert!(err.contains("'d'") && err.contains("shared"), "{err}");
     }
 
     #[test]
     fn keras2_functional_inbound_nodes_are_read() {
-        let nodes: Value = serde_json::from_str(r#"[[["conv", 0, 0, {}]]]"#).unwrap();
-        assert_eq!(inbound_layers(Some(&nodes)), vec!["conv".to_string()]);
+        let nodes: Value =
+            serde_json::from_str(r#"[[["conv", 0, 0, {}], ["bn", 0, 0, {}]]]"#).unwrap();
+        let spec = LayerSpec {
+            index: 3,
+            name: "add".into(),
+            class: "Add".into(),
+            config: Value::Null,
+            inbound: vec![],
+        };
+        assert_eq!(
+            inbound_layers(&spec, Some(&nodes)).unwrap(),
+            vec!["conv".to_string(), "bn".to_string()]
+        );
     }
 }

@@ -12,14 +12,22 @@
 //! ```
 //!
 //! Supported layers: `InputLayer`, `Conv2D`, `DepthwiseConv2D`, `MaxPooling2D`,
-//! `AveragePooling2D`, `Flatten`, `Reshape`, `Dense`, `Activation` / `ReLU` (fused into the
-//! layer before), `Softmax` and `Dropout` (identity), with activations linear, relu, relu6 and
-//! softmax, `valid` / `same` padding, any strides and no dilation, in a `Sequential` model or a
-//! `Functional` one that is a single chain. Anything else is rejected with an error naming the
-//! layer.
+//! `AveragePooling2D`, `GlobalAveragePooling2D` (an average pool over the whole image, then a
+//! reshape unless `keepdims`), `Flatten`, `Reshape`, `Dense`, `Add`, `BatchNormalization`
+//! (folded into the Conv2D / DepthwiseConv2D / Dense before it when nothing else reads that
+//! layer, otherwise a per-channel affine: a 1x1 depthwise convolution, or a diagonal Dense on
+//! vectors), `ZeroPadding2D` (folded into the next convolution when it is exactly that
+//! convolution's SAME padding, otherwise a PAD op), `Activation` / `ReLU` (fused into the
+//! layer before, which must have no other reader), `Softmax` and `Dropout` (identity), with
+//! activations linear, relu, relu6 and softmax, `valid` / `same` padding, any strides and no
+//! dilation, in a `Sequential` model or a single-input, single-output `Functional` graph
+//! (Keras 2 or 3 configs; shared layers are not supported). Anything else is rejected with an
+//! error naming the layer.
 
+mod build;
 mod config;
 mod error;
+mod fold;
 mod hdf5;
 mod model;
 mod quantize;

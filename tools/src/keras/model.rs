@@ -7,7 +7,9 @@ use super::KerasError;
 use fixnet::float::{self, Activation};
 use fixnet::{Padding, Shape, Window};
 
-/// A float Keras model in execution order, ready to run or quantize.
+/// A float Keras model: a graph of ops in execution order, ready to run or quantize.
+///
+/// Values are numbered: 0 is the model input, `k + 1` the output of op `k`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FloatModel {
     /// The model's name from its config.
@@ -16,8 +18,10 @@ pub struct FloatModel {
     pub input: Shape,
     /// Input dims as Keras has them, without the batch (`[28, 28, 1]`, `[784]`).
     pub input_dims: Vec<usize>,
-    /// The ops, each reading the previous one's output (the first reads the input).
+    /// The ops in execution order; each reads the input or earlier ops' outputs.
     pub layers: Vec<FloatLayer>,
+    /// The value that is the model's output.
+    pub output: usize,
 }
 
 /// One float op and the shape it produces.
@@ -28,6 +32,8 @@ pub struct FloatLayer {
     pub name: String,
     /// What the op computes.
     pub op: FloatOp,
+    /// The values it reads (0 = the model input, `k + 1` = op `k`'s output), in order.
+    pub inputs: Vec<usize>,
     /// Output shape (batch 1, NHWC).
     pub output: Shape,
     /// Output dims as Keras has them, without the batch.
@@ -95,6 +101,18 @@ pub enum FloatOp {
     },
     /// Softmax over the innermost dimension.
     Softmax,
+    /// Element-wise sum of its two inputs (same shape).
+    Add {
+        /// Fused activation.
+        act: Activation,
+    },
+    /// Zero padding of an `H × W × C` input (a ZeroPadding2D that no convolution absorbs).
+    Pad {
+        /// Rows added above and below.
+        rows: (usize, usize),
+        /// Columns added left and right.
+        cols: (usize, usize),
+    },
 }
 
 /// Window of a pooling op.
@@ -122,7 +140,7 @@ pub(crate) trait WeightSource {
 
 /// A Keras activation as the importer understands it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum KerasActivation {
+pub(super) enum KerasActivation {
     Linear,
     Relu,
     Relu6,
@@ -130,7 +148,7 @@ enum KerasActivation {
 }
 
 impl KerasActivation {
-    fn fused(self) -> Option<Activation> {
+    pub(super) fn fused(self) -> Option<Activation> {
         match self {
             KerasActivation::Linear => Some(Activation::None),
             KerasActivation::Relu => Some(Activation::Relu),
@@ -141,7 +159,7 @@ impl KerasActivation {
 }
 
 /// Reads a layer's `activation` (a name, or Keras 3's serialized function object).
-fn activation(layer: &LayerSpec) -> Result<KerasActivation, KerasError> {
+pub(super) fn activation(layer: &LayerSpec) -> Result<KerasActivation, KerasError> {
     let name = match layer.config.get("activation") {
         None | Some(serde_json::Value::Null) => return Ok(KerasActivation::Linear),
         Some(serde_json::Value::String(s)) => s.as_str(),
@@ -164,7 +182,7 @@ fn activation(layer: &LayerSpec) -> Result<KerasActivation, KerasError> {
     }
 }
 
-fn padding(layer: &LayerSpec) -> Result<Padding, KerasError> {
+pub(super) fn padding(layer: &LayerSpec) -> Result<Padding, KerasError> {
     match layer.str_field("padding").unwrap_or("valid") {
         "valid" => Ok(Padding::Valid),
         "same" => Ok(Padding::Same),
@@ -172,7 +190,7 @@ fn padding(layer: &LayerSpec) -> Result<Padding, KerasError> {
     }
 }
 
-fn check_channels_last(layer: &LayerSpec) -> Result<(), KerasError> {
+pub(super) fn check_channels_last(layer: &LayerSpec) -> Result<(), KerasError> {
     match layer.str_field("data_format") {
         None | Some("channels_last") => Ok(()),
         Some(other) => Err(layer.unsupported(format!(
@@ -181,7 +199,7 @@ fn check_channels_last(layer: &LayerSpec) -> Result<(), KerasError> {
     }
 }
 
-fn check_no_dilation(layer: &LayerSpec) -> Result<(), KerasError> {
+pub(super) fn check_no_dilation(layer: &LayerSpec) -> Result<(), KerasError> {
     if layer.config.get("dilation_rate").is_some() && layer.pair_field("dilation_rate")? != (1, 1) {
         return Err(layer.unsupported("dilation_rate other than 1"));
     }
@@ -189,13 +207,13 @@ fn check_no_dilation(layer: &LayerSpec) -> Result<(), KerasError> {
 }
 
 /// Number of elements of `dims`, `None` on overflow.
-fn checked_len(dims: &[usize]) -> Option<usize> {
+pub(super) fn checked_len(dims: &[usize]) -> Option<usize> {
     dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
 /// Keras tensor dims without the batch, tracked next to fixnet's shape because Keras layers
 /// (Dense, Conv2D) care about the rank, which `Shape` does not keep.
-fn shape_of(dims: &[usize]) -> Option<Shape> {
+pub(super) fn shape_of(dims: &[usize]) -> Option<Shape> {
     match *dims {
         [n] => Some(Shape::new(1, 1, n)),
         [w, c] => Some(Shape::new(1, w, c)),
@@ -204,7 +222,7 @@ fn shape_of(dims: &[usize]) -> Option<Shape> {
     }
 }
 
-fn expect_shape(
+pub(super) fn expect_shape(
     layer: &LayerSpec,
     what: &str,
     array: &Array,
@@ -220,7 +238,7 @@ fn expect_shape(
 }
 
 /// Splits a weighted layer's variables into kernel and bias (zeros when `use_bias` is off).
-fn kernel_and_bias(
+pub(super) fn kernel_and_bias(
     layer: &LayerSpec,
     mut vars: Vec<Array>,
     kernel_shape: &[usize],
@@ -251,291 +269,24 @@ fn kernel_and_bias(
     Ok((kernel, bias))
 }
 
-/// Ops appended for one Keras layer.
-struct Emitted {
-    ops: Vec<FloatOp>,
-    dims: Vec<usize>,
-}
-
 impl FloatModel {
     /// Builds the float model from an architecture and a weight source.
     pub(crate) fn build(spec: &ModelSpec, weights: &dyn WeightSource) -> Result<Self, KerasError> {
-        let mut dims = spec.input_shape.clone().ok_or_else(|| {
-            KerasError::Config("the config does not state the model's input shape".into())
-        })?;
-        let input = shape_of(&dims).ok_or_else(|| {
-            KerasError::Config(format!(
-                "input shape {dims:?} is not supported (rank 1 to 3 without the batch)"
-            ))
-        })?;
-        // Every later tensor is bounded by the input and the (real) weights, so bounding the
-        // input keeps all element counts far from overflow.
-        if input.is_empty() || checked_len(&dims).is_none_or(|n| n > 1 << 28) {
-            return Err(KerasError::Config(format!(
-                "input shape {dims:?} is empty or too large"
-            )));
-        }
-        let input_dims = dims.clone();
-        let mut layers: Vec<FloatLayer> = Vec::new();
-        for (position, layer) in spec.layers.iter().enumerate() {
-            let emitted = Self::layer(layer, position, &dims, weights, layers.last_mut())?;
-            dims = emitted.dims;
-            let output = shape_of(&dims).ok_or_else(|| {
-                layer.unsupported(format!("its output rank {} is above 3", dims.len()))
-            })?;
-            for op in emitted.ops {
-                layers.push(FloatLayer {
-                    name: layer.name.clone(),
-                    op,
-                    output,
-                    output_dims: dims.clone(),
-                });
-            }
-        }
-        if layers.is_empty() {
-            return Err(KerasError::Config("the model has no layers".into()));
-        }
-        Ok(FloatModel {
-            name: spec.name.clone(),
-            input,
-            input_dims,
-            layers,
-        })
+        super::build::build(spec, weights)
     }
 
-    /// Translates one Keras layer reading a tensor of `dims`. `previous` is the last op so far,
-    /// into which a standalone activation is fused.
-    fn layer(
-        layer: &LayerSpec,
-        position: usize,
-        dims: &[usize],
-        weights: &dyn WeightSource,
-        previous: Option<&mut FloatLayer>,
-    ) -> Result<Emitted, KerasError> {
-        let same = |ops| Emitted {
-            ops,
-            dims: dims.to_vec(),
-        };
-        match layer.class.as_str() {
-            "Conv2D" | "DepthwiseConv2D" => {
-                check_channels_last(layer)?;
-                check_no_dilation(layer)?;
-                let &[in_h, in_w, in_c] = dims else {
-                    return Err(layer.unsupported(format!(
-                        "its input has shape {dims:?}; a 2-D convolution needs height, width and channels"
-                    )));
-                };
-                let depthwise = layer.class == "DepthwiseConv2D";
-                if !depthwise
-                    && layer
-                        .config
-                        .get("groups")
-                        .and_then(|g| g.as_u64())
-                        .unwrap_or(1)
-                        != 1
-                {
-                    return Err(layer.unsupported("grouped convolution (groups > 1)"));
-                }
-                let (kernel_h, kernel_w) = layer.pair_field("kernel_size")?;
-                let (stride_h, stride_w) = layer.pair_field("strides")?;
-                let padding = padding(layer)?;
-                let act = activation(layer)?;
-                let input = Shape::new(in_h, in_w, in_c);
-                let (_, out_h, out_w) = Window::new(
-                    padding, input, kernel_h, kernel_w, stride_h, stride_w,
-                )
-                .map_err(|_| {
-                    layer.unsupported(format!("its window does not fit the input {dims:?}"))
-                })?;
-                let vars = weights.layer_weights(layer, position)?;
-                let (op, out_c) = if depthwise {
-                    let m = layer.usize_field("depth_multiplier")?;
-                    let out_c = in_c * m;
-                    let (kernel, bias) =
-                        kernel_and_bias(layer, vars, &[kernel_h, kernel_w, in_c, m], out_c)?;
-                    // Keras's (KH, KW, C, M) in row-major order already is fixnet's
-                    // [1, KH, KW, C·M] with channel c·M + m.
-                    let op = FloatOp::DepthwiseConv2d {
-                        filter: kernel.data,
-                        bias,
-                        kernel_h,
-                        kernel_w,
-                        stride_h,
-                        stride_w,
-                        padding,
-                        depth_multiplier: m,
-                        act: act.fused().unwrap_or(Activation::None),
-                    };
-                    (op, out_c)
-                } else {
-                    let out_c = layer.usize_field("filters")?;
-                    let (kernel, bias) =
-                        kernel_and_bias(layer, vars, &[kernel_h, kernel_w, in_c, out_c], out_c)?;
-                    let op = FloatOp::Conv2d {
-                        filter: hwio_to_ohwi(&kernel.data, kernel_h, kernel_w, in_c, out_c),
-                        bias,
-                        kernel_h,
-                        kernel_w,
-                        stride_h,
-                        stride_w,
-                        padding,
-                        act: act.fused().unwrap_or(Activation::None),
-                    };
-                    (op, out_c)
-                };
-                let mut ops = vec![op];
-                if act == KerasActivation::Softmax {
-                    ops.push(FloatOp::Softmax);
-                }
-                Ok(Emitted {
-                    ops,
-                    dims: vec![out_h, out_w, out_c],
-                })
-            }
-            "MaxPooling2D" | "AveragePooling2D" => {
-                check_channels_last(layer)?;
-                let &[in_h, in_w, in_c] = dims else {
-                    return Err(layer.unsupported(format!(
-                        "its input has shape {dims:?}; 2-D pooling needs height, width and channels"
-                    )));
-                };
-                let (kernel_h, kernel_w) = layer.pair_field("pool_size")?;
-                let (stride_h, stride_w) = match layer.config.get("strides") {
-                    None | Some(serde_json::Value::Null) => (kernel_h, kernel_w),
-                    Some(_) => layer.pair_field("strides")?,
-                };
-                let padding = padding(layer)?;
-                let (_, out_h, out_w) = Window::new(
-                    padding,
-                    Shape::new(in_h, in_w, in_c),
-                    kernel_h,
-                    kernel_w,
-                    stride_h,
-                    stride_w,
-                )
-                .map_err(|_| {
-                    layer.unsupported(format!("its window does not fit the input {dims:?}"))
-                })?;
-                let params = PoolParams {
-                    kernel_h,
-                    kernel_w,
-                    stride_h,
-                    stride_w,
-                    padding,
-                    act: Activation::None,
-                };
-                let op = if layer.class == "MaxPooling2D" {
-                    FloatOp::MaxPool(params)
-                } else {
-                    FloatOp::AvgPool(params)
-                };
-                Ok(Emitted {
-                    ops: vec![op],
-                    dims: vec![out_h, out_w, in_c],
-                })
-            }
-            "Flatten" => {
-                // NHWC memory order is the flattened order (as in TFLite), so this is a
-                // reshape even for channels_first's declared data_format on a 1-channel input;
-                // anything else would need a transpose.
-                if layer.str_field("data_format") == Some("channels_first")
-                    && dims.len() > 1
-                    && dims.last() != Some(&1)
-                {
-                    return Err(layer.unsupported("channels_first flattening needs a transpose"));
-                }
-                Ok(Emitted {
-                    ops: vec![FloatOp::Reshape],
-                    dims: vec![dims.iter().product()],
-                })
-            }
-            "Reshape" => {
-                let target = reshape_target(layer, dims)?;
-                Ok(Emitted {
-                    ops: vec![FloatOp::Reshape],
-                    dims: target,
-                })
-            }
-            "Dense" => {
-                if layer
-                    .config
-                    .get("quantization_config")
-                    .is_some_and(|q| !q.is_null())
-                {
-                    return Err(layer.unsupported("Keras-quantized Dense (quantization_config)"));
-                }
-                let inputs = *dims.last().unwrap_or(&0);
-                if dims.iter().rev().skip(1).any(|&d| d != 1) {
-                    return Err(layer.unsupported(format!(
-                        "its input has shape {dims:?}; Dense on a multi-dimensional input works \
-                         per position, add a Flatten before it"
-                    )));
-                }
-                let units = layer.usize_field("units")?;
-                let act = activation(layer)?;
-                let vars = weights.layer_weights(layer, position)?;
-                let (kernel, bias) = kernel_and_bias(layer, vars, &[inputs, units], units)?;
-                let mut ops = vec![FloatOp::Dense {
-                    filter: transpose(&kernel.data, inputs, units),
-                    bias,
-                    act: act.fused().unwrap_or(Activation::None),
-                }];
-                if act == KerasActivation::Softmax {
-                    ops.push(FloatOp::Softmax);
-                }
-                let mut out = dims[..dims.len().saturating_sub(1)].to_vec();
-                out.push(units);
-                Ok(Emitted { ops, dims: out })
-            }
-            "Activation" => {
-                let act = activation(layer)?;
-                standalone_activation(layer, act, previous, dims)
-            }
-            "ReLU" => {
-                let max = layer.config.get("max_value").and_then(|v| v.as_f64());
-                let slope = layer
-                    .config
-                    .get("negative_slope")
-                    .and_then(|v| v.as_f64())
-                    .unwrap_or(0.0);
-                let threshold = layer
-                    .config
-                    .get("threshold")
-                    .and_then(|v| v.as_f64())
-                    .unwrap_or(0.0);
-                if slope != 0.0 || threshold != 0.0 {
-                    return Err(layer.unsupported("ReLU with a negative slope or threshold"));
-                }
-                let act = match max {
-                    None => KerasActivation::Relu,
-                    Some(6.0) => KerasActivation::Relu6,
-                    Some(m) => return Err(layer.unsupported(format!("ReLU with max_value {m}"))),
-                };
-                standalone_activation(layer, act, previous, dims)
-            }
-            "Softmax" => {
-                let axis = layer.config.get("axis");
-                let last = axis.is_none_or(|a| {
-                    a.as_i64() == Some(-1)
-                        || a.as_i64() == i64::try_from(dims.len()).ok()
-                        || a.as_array()
-                            .is_some_and(|v| v.len() == 1 && v[0].as_i64() == Some(-1))
-                });
-                if !last {
-                    return Err(layer.unsupported(format!(
-                        "softmax over axis {}",
-                        axis.map_or("?".into(), |a| a.to_string())
-                    )));
-                }
-                Ok(same(vec![FloatOp::Softmax]))
-            }
-            // Identity at inference time.
-            "Dropout" => Ok(same(vec![])),
-            _ => Err(layer.unsupported(
-                "no fixnet equivalent (supported layers: InputLayer, Conv2D, \
-                 DepthwiseConv2D, MaxPooling2D, AveragePooling2D, Flatten, Reshape, Dense, \
-                 Activation, ReLU, Softmax, Dropout)",
-            )),
+    /// The Keras dims of value `v` (0 = the input, `k + 1` = op `k`'s output).
+    pub fn value_dims(&self, v: usize) -> Option<&[usize]> {
+        match v {
+            0 => Some(&self.input_dims),
+            _ => self.layers.get(v - 1).map(|l| l.output_dims.as_slice()),
+        }
+    }
+
+    fn value_shape(&self, v: usize) -> Option<Shape> {
+        match v {
+            0 => Some(self.input),
+            _ => self.layers.get(v - 1).map(|l| l.output),
         }
     }
 
@@ -561,14 +312,24 @@ impl FloatModel {
                 self.input.channels
             )));
         }
-        let mut current = input.to_vec();
-        let mut in_shape = self.input;
+        let mut values: Vec<Vec<f32>> = Vec::with_capacity(self.layers.len() + 1);
+        values.push(input.to_vec());
         for (index, layer) in self.layers.iter().enumerate() {
             let mut out = vec![0.0f32; layer.output.len()];
             let fail = |source| KerasError::Inference {
                 layer: layer.name.clone(),
                 source,
             };
+            let read = |i: usize| {
+                layer
+                    .inputs
+                    .get(i)
+                    .filter(|&&v| v < values.len())
+                    .map(|&v| (values[v].as_slice(), self.value_shape(v)))
+                    .and_then(|(x, s)| s.map(|s| (x, s)))
+                    .ok_or_else(|| fail(fixnet::Error::BadOpOrder))
+            };
+            let (current, in_shape) = read(0)?;
             match &layer.op {
                 FloatOp::Conv2d {
                     filter,
@@ -585,7 +346,7 @@ impl FloatModel {
                     )
                     .map_err(fail)?;
                     float::conv2d(
-                        &current,
+                        current,
                         in_shape,
                         filter,
                         bias,
@@ -612,7 +373,7 @@ impl FloatModel {
                     )
                     .map_err(fail)?;
                     float::depthwise_conv2d(
-                        &current,
+                        current,
                         in_shape,
                         filter,
                         bias,
@@ -634,22 +395,49 @@ impl FloatModel {
                     } else {
                         float::avg_pool
                     };
-                    pool(&current, in_shape, &window, p.act, &mut out, layer.output)
+                    pool(current, in_shape, &window, p.act, &mut out, layer.output)
                         .map_err(fail)?;
                 }
-                FloatOp::Reshape => out.copy_from_slice(&current),
+                FloatOp::Reshape => {
+                    if current.len() != out.len() {
+                        return Err(fail(fixnet::Error::ShapeMismatch));
+                    }
+                    out.copy_from_slice(current);
+                }
+                FloatOp::Pad { rows, cols } => {
+                    let (h, w, c) = (in_shape.height, in_shape.width, in_shape.channels);
+                    let out_w = cols.0 + w + cols.1;
+                    if current.len() != h * w * c || out.len() != (rows.0 + h + rows.1) * out_w * c
+                    {
+                        return Err(fail(fixnet::Error::ShapeMismatch));
+                    }
+                    for (y, row) in current.chunks_exact(w * c).enumerate() {
+                        let at = ((rows.0 + y) * out_w + cols.0) * c;
+                        out[at..at + w * c].copy_from_slice(row);
+                    }
+                }
+                FloatOp::Add { act } => {
+                    let (other, _) = read(1)?;
+                    if current.len() != out.len() || other.len() != out.len() {
+                        return Err(fail(fixnet::Error::ShapeMismatch));
+                    }
+                    for ((o, &a), &b) in out.iter_mut().zip(current).zip(other) {
+                        *o = act.apply(a + b);
+                    }
+                }
                 FloatOp::Dense { filter, bias, act } => {
-                    float::fully_connected(&current, filter, bias, *act, &mut out).map_err(fail)?;
+                    float::fully_connected(current, filter, bias, *act, &mut out).map_err(fail)?;
                 }
                 FloatOp::Softmax => {
-                    float::softmax(&current, layer.output.channels, 1.0, &mut out).map_err(fail)?;
+                    float::softmax(current, layer.output.channels, 1.0, &mut out).map_err(fail)?;
                 }
             }
             after(index, &out);
-            current = out;
-            in_shape = layer.output;
+            values.push(out);
         }
-        Ok(current)
+        values.get(self.output).cloned().ok_or_else(|| {
+            KerasError::Calibration(format!("the model output {} does not exist", self.output))
+        })
     }
 
     /// Classifies a grey image (one byte per pixel, fed as `pixel / 255` like the Keras
@@ -671,43 +459,8 @@ pub fn argmax(values: &[f32]) -> usize {
     best
 }
 
-/// Fuses a standalone activation layer into the op before it.
-fn standalone_activation(
-    layer: &LayerSpec,
-    act: KerasActivation,
-    previous: Option<&mut FloatLayer>,
-    dims: &[usize],
-) -> Result<Emitted, KerasError> {
-    let same = |ops| Emitted {
-        ops,
-        dims: dims.to_vec(),
-    };
-    let fused = match act.fused() {
-        None => return Ok(same(vec![FloatOp::Softmax])),
-        Some(Activation::None) => return Ok(same(vec![])),
-        Some(f) => f,
-    };
-    let slot = previous.and_then(|p| match &mut p.op {
-        FloatOp::Conv2d { act, .. }
-        | FloatOp::DepthwiseConv2d { act, .. }
-        | FloatOp::Dense { act, .. } => Some(act),
-        FloatOp::MaxPool(p) | FloatOp::AvgPool(p) => Some(&mut p.act),
-        FloatOp::Reshape | FloatOp::Softmax => None,
-    });
-    match slot {
-        Some(a) if *a == Activation::None => {
-            *a = fused;
-            Ok(same(vec![]))
-        }
-        _ => Err(layer.unsupported(
-            "a standalone activation must follow a convolution, pooling or Dense layer that \
-             has no activation of its own",
-        )),
-    }
-}
-
 /// Resolves a Reshape layer's `target_shape` (one `-1` allowed) against its input.
-fn reshape_target(layer: &LayerSpec, dims: &[usize]) -> Result<Vec<usize>, KerasError> {
+pub(super) fn reshape_target(layer: &LayerSpec, dims: &[usize]) -> Result<Vec<usize>, KerasError> {
     let total: usize = dims.iter().product();
     let target = layer
         .field("target_shape")?
@@ -739,7 +492,7 @@ fn reshape_target(layer: &LayerSpec, dims: &[usize]) -> Result<Vec<usize>, Keras
 }
 
 /// Keras's HWIO convolution kernel → fixnet's OHWI.
-fn hwio_to_ohwi(k: &[f32], kh: usize, kw: usize, ci: usize, co: usize) -> Vec<f32> {
+pub(super) fn hwio_to_ohwi(k: &[f32], kh: usize, kw: usize, ci: usize, co: usize) -> Vec<f32> {
     let mut out = vec![0.0; k.len()];
     for h in 0..kh {
         for w in 0..kw {
@@ -754,7 +507,7 @@ fn hwio_to_ohwi(k: &[f32], kh: usize, kw: usize, ci: usize, co: usize) -> Vec<f3
 }
 
 /// Keras's `(inputs, outputs)` Dense kernel → fixnet's `[outputs, inputs]`.
-fn transpose(k: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(super) fn transpose(k: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; k.len()];
     for r in 0..rows {
         for c in 0..cols {

@@ -285,8 +285,8 @@ fn ir_shape(dims: &[usize]) -> Vec<usize> {
 ///
 /// The input is quantized asymmetrically over its range ([`asymmetric`]; for images `[0, 1]`
 /// gives scale 1/255, zero point −128, so a pixel `p` is fed as `p − 128`), softmax outputs
-/// to scale 1/256, zero point −128, and pooling and reshape outputs share their input's
-/// quantization.
+/// to scale 1/256, zero point −128, and pooling, reshape and padding outputs share their
+/// input's quantization.
 pub fn quantize(model: &FloatModel, ranges: &Ranges) -> Result<Graph, KerasError> {
     if ranges.per_op.len() != model.layers.len() {
         return Err(KerasError::Quantize(format!(
@@ -297,20 +297,27 @@ pub fn quantize(model: &FloatModel, ranges: &Ranges) -> Result<Graph, KerasError
     }
     let mut g = Graph::default();
     let (scale, zero_point) = asymmetric(ranges.input.0, ranges.input.1);
-    let mut current = g.add_tensor(TensorInfo {
+    // Value v of the float model is IR tensor v: the input first, then one per op.
+    g.input = g.add_tensor(TensorInfo {
         name: "input".into(),
         shape: ir_shape(&model.input_dims),
         scale,
         zero_point,
     });
-    g.input = current;
     for (i, (layer, &(lo, hi))) in model.layers.iter().zip(&ranges.per_op).enumerate() {
+        let bad = || KerasError::Quantize(format!("op {i} ('{}') reads a later value", layer.name));
+        let current = *layer.inputs.first().ok_or_else(bad)?;
+        if layer.inputs.iter().any(|&v| v > i) {
+            return Err(bad());
+        }
         let (in_scale, in_zp) = {
             let t = &g.tensors[current];
             (t.scale, t.zero_point)
         };
         let (scale, zero_point) = match layer.op {
-            FloatOp::MaxPool(_) | FloatOp::AvgPool(_) | FloatOp::Reshape => (in_scale, in_zp),
+            FloatOp::MaxPool(_) | FloatOp::AvgPool(_) | FloatOp::Reshape | FloatOp::Pad { .. } => {
+                (in_scale, in_zp)
+            }
             FloatOp::Softmax => (1.0 / 256.0, -128),
             _ => asymmetric(lo, hi),
         };
@@ -416,11 +423,21 @@ pub fn quantize(model: &FloatModel, ranges: &Ranges) -> Result<Graph, KerasError
                 output,
                 beta: 1.0,
             },
+            FloatOp::Pad { rows, cols } => Layer::Pad {
+                input: current,
+                output,
+                paddings: [[0, 0], [rows.0, rows.1], [cols.0, cols.1], [0, 0]],
+            },
+            FloatOp::Add { act } => Layer::Add {
+                input1: current,
+                input2: *layer.inputs.get(1).ok_or_else(bad)?,
+                output,
+                activation: ir_activation(*act),
+            },
         };
         g.layers.push(ir_layer);
-        current = output;
     }
-    g.output = current;
+    g.output = model.output;
     g.validate()
         .map_err(|e| KerasError::Quantize(format!("{e:#}")))?;
     Ok(g)
