@@ -113,6 +113,10 @@ pub struct BenchArgs {
     /// Print the per-layer figures and keep them in the report.
     #[arg(long)]
     pub layers: bool,
+    /// Measure nothing: write the report again from its `.json` figures (after a change of
+    /// the page's layout or of TFLite Micro's reference figures).
+    #[arg(long, conflicts_with_all = ["model", "target", "layers", "json"])]
+    pub rewrite: bool,
     /// The Markdown report to update (default: docs/benchmarks.md); its figures are kept
     /// beside it in a `.json` file of the same name, with those of every model measured
     /// before.
@@ -422,7 +426,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     if !args.qemu {
         bail!("only `--qemu` benchmarks exist so far");
     }
-    if !args.json {
+    if !args.json && !args.rewrite {
         eprintln!("building and running the benchmark firmware in QEMU…");
     }
     let targets: Vec<&str> = if args.target.is_empty() {
@@ -436,7 +440,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         args.model.clone()
     };
     let mut results = Vec::new();
-    for model in &models {
+    for model in models.iter().filter(|_| !args.rewrite) {
         let fxn = bench::model_file(model)?;
         for target in &targets {
             let mut r = bench::run_bench(&fxn, target)?;
@@ -471,18 +475,17 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
 
 /// One model's figures on one target, on stdout.
 fn print_bench(r: &crate::device::bench::BenchResult) {
-    let accuracy = r
-        .correct
-        .map_or(String::new(), |c| format!(", {c}/{} digits right", r.runs));
+    let inputs = match r.correct {
+        Some(c) => format!("{} digits, {c} right", r.runs),
+        None => format!("{} {} inputs", r.runs, r.inputs.name()),
+    };
     println!(
-        "{} on {}: {} instructions per inference (median of {} {} inputs{accuracy}), {:.2} per \
+        "{} on {}: {} instructions per inference (median of {inputs}), {:.2} per \
          MAC; arena {} B (lower bound {} B, ratio {:.2}), stack {} B; runtime flash {} B \
          (.text {} B); outputs equal to the host's {}/{}",
         r.model,
         r.target,
         thousands(r.instructions_median as usize),
-        r.runs,
-        r.inputs.name(),
         r.instructions_per_mac(),
         thousands(r.arena_bytes as usize),
         thousands(r.arena_lower_bound as usize),

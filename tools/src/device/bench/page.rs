@@ -205,9 +205,14 @@ the same emulated Cortex-M4: Armv6-M is a subset of Armv7E-M, so QEMU executes a
 exactly the instructions an M0+ would. QEMU has no Cortex-M0 machine with room for these
 models, and a Cortex-M3 machine would run the same instructions.
 
-The models: `seed_cnn` is `models/seed_cnn.fxn`; the MLPerf Tiny models are converted from
-`tests/fixtures/mlperf/NAME.tflite` by the command (`--model
-tests/fixtures/mlperf/kws_ref_model.tflite`, for example).
+The models: `seed_cnn` is `models/seed_cnn.fxn`, the others the MLPerf Tiny models of
+`tests/fixtures/mlperf/`, which `--model NAME.tflite` converts first (as `fixnet convert`
+does). This page was made by
+
+```sh
+cargo run --release -p fixnet-tools -- bench --qemu --layers --model models/seed_cnn.fxn \\
+    --model tests/fixtures/mlperf/kws_ref_model.tflite --model tests/fixtures/mlperf/ad01_int8.tflite
+```
 ";
 
 /// Writes the page: the introduction, the benchmark's tables for `results`, then whatever
@@ -221,7 +226,18 @@ pub fn page(existing: Option<&str>, results: &[BenchResult]) -> String {
     out.push_str(&summary_table(results));
     out.push_str(&anchors_table());
     out.push_str(&sizes_table(results));
-    for r in results.iter().filter(|r| !r.layers.is_empty()) {
+    let with_layers: Vec<&BenchResult> = results.iter().filter(|r| !r.layers.is_empty()).collect();
+    if !with_layers.is_empty() {
+        out.push_str(
+            "## Per layer
+
+The models measured with `--layers`: each op alone, the median over the 100 inferences (the
+total also counts quantizing a digit input and a few instructions per op of timing).
+
+",
+        );
+    }
+    for r in with_layers {
         out.push_str(&layers_table(r));
     }
     out.push_str(END);
@@ -418,10 +434,7 @@ fn layers_table(r: &BenchResult) -> String {
             thousands(l.macs as usize),
         ));
     }
-    out.push_str(
-        "\nEach op alone, median over the 100 inferences; the total also counts quantizing a \
-         digit input and a few instructions per op of timing.\n\n",
-    );
+    out.push('\n');
     out
 }
 
