@@ -259,3 +259,21 @@ fn free_port() -> Result<u16> {
 pub fn default_state_dir() -> PathBuf {
     board_dir().join("target/state")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_target_is_named() {
+        let err = check_qemu_and_targets(&[TARGET, "thumbv5te-none-eabi-missing"])
+            .unwrap_err()
+            .to_string();
+        // Without QEMU that is the first thing missing; with it, the made-up target.
+        assert!(
+            err.contains("qemu-system-arm not found")
+                || (err.contains("thumbv5te-none-eabi-missing") && !err.contains(TARGET)),
+            "{err}"
+        );
+    }
+}
