@@ -45,10 +45,10 @@ pub fn arena_lower_bound(model: &Model<'_>) -> Result<usize> {
     Ok(peak_live_bytes(&live_buffers(model)?))
 }
 
-/// The activation tensors an op reads. Every op of the format has one today; a two-input op
-/// (an element-wise ADD) adds its second operand here.
+/// The tensors an op reads (constant operands of ADD and MUL have no buffer and are passed
+/// over where buffers are looked up).
 fn activation_inputs(op: &Op<'_>) -> Vec<TensorId> {
-    vec![op.input()]
+    op.inputs().iter().collect()
 }
 
 /// The buffers of `model`'s activations with their lifetimes, in the order they are written.

@@ -210,8 +210,10 @@ The models: `seed_cnn` is `models/seed_cnn.fxn`, the others the MLPerf Tiny mode
 does). This page was made by
 
 ```sh
+m=tests/fixtures/mlperf
 cargo run --release -p fixnet-tools -- bench --qemu --layers --model models/seed_cnn.fxn \\
-    --model tests/fixtures/mlperf/kws_ref_model.tflite --model tests/fixtures/mlperf/ad01_int8.tflite
+    --model $m/kws_ref_model.tflite --model $m/ad01_int8.tflite \\
+    --model $m/pretrainedResnet_quant.tflite --model $m/vww_96_int8.tflite
 ```
 ";
 
