@@ -144,4 +144,21 @@ mod tests {
         );
         assert_eq!(arena_lower_bound(&model).unwrap(), 5408 + 1600);
     }
+
+    #[test]
+    fn a_residual_block_keeps_its_input_alive_to_the_add() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/mlperf/pretrainedResnet_quant.tflite");
+        let graph = crate::tflite::import(&std::fs::read(path).unwrap()).unwrap();
+        let bytes = ModelBytes::new(&crate::lower::lower(&graph).unwrap());
+        let model = bytes.model().unwrap();
+        // ResNet-8's first block: conv0 writes a 32·32·16 map that conv1, conv2 and the ADD
+        // after them read, so at conv2's step three such maps are alive (conv0's, conv1's
+        // and conv2's output); nothing later is larger (16·16·32 and 8·8·64 maps are half
+        // and a quarter of it).
+        let map = 32 * 32 * 16;
+        let buffers = live_buffers(&model).unwrap();
+        assert_eq!(buffers[1], buffer(map, 1, 4));
+        assert_eq!(arena_lower_bound(&model).unwrap(), 3 * map);
+    }
 }
