@@ -103,7 +103,7 @@ enum Command {
     Device(crate::device::commands::DeviceArgs),
     /// No board? Build the QEMU Cortex-M4 firmware, run it, and recognise test digits on it.
     Qemu(crate::device::commands::QemuArgs),
-    /// Benchmark a model on the QEMU Cortex-M4 and write docs/benchmarks.md.
+    /// Benchmark models on the QEMU Cortex-M4 and add them to docs/benchmarks.md.
     Bench(crate::device::commands::BenchArgs),
 }
 

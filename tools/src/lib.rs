@@ -2,6 +2,7 @@
 //! post-training quantization in [`keras`]), lowering to the fixnet format,
 //! and the pieces of the `fixnet` command-line tool.
 
+pub mod arena_bound;
 pub mod cli;
 pub mod device;
 pub mod eval;

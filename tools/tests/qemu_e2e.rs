@@ -2,13 +2,13 @@
 //! `fixnet qemu` does, answers over its serial port (TCP) exactly as the host simulation
 //! computes, and survives bad frames.
 //!
-//! Needs `qemu-system-arm` and the `thumbv7em-none-eabihf` target. Without QEMU the tests
-//! are skipped with a note, except in CI (`CI` set), where they fail.
+//! Needs `qemu-system-arm` and the `thumbv7em-none-eabihf` target. Without either the
+//! tests are skipped with a note, except in CI (`CI` set), where they fail.
 
 use fixnet::{Interpreter, Model};
 use fixnet_app::protocol::MAX_FRAME;
 use fixnet_app::{encode_frame, ErrorCode, Request, Response};
-use fixnet_tools::device::qemu::{build_firmware, check_qemu, QemuBoard};
+use fixnet_tools::device::qemu::{build_firmware, check_qemu_and_targets, QemuBoard, TARGET};
 use fixnet_tools::idx;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 fn firmware() -> Option<PathBuf> {
     static ELF: OnceLock<Option<PathBuf>> = OnceLock::new();
     ELF.get_or_init(|| {
-        if let Err(e) = check_qemu() {
+        if let Err(e) = check_qemu_and_targets(&[TARGET]) {
             assert!(std::env::var_os("CI").is_none(), "{e}");
             eprintln!("skipping the QEMU tests: {e}");
             return None;

@@ -5,8 +5,8 @@
 //! factory weights, and a save killed at pseudo-random moments always leaves exactly the old
 //! or exactly the new weights.
 //!
-//! Needs `qemu-system-arm` and the `thumbv7em-none-eabihf` target. Without QEMU the tests
-//! are skipped with a note, except in CI (`CI` set), where they fail.
+//! Needs `qemu-system-arm` and the `thumbv7em-none-eabihf` target. Without either the
+//! tests are skipped with a note, except in CI (`CI` set), where they fail.
 
 use fixnet::format::crc32::crc32;
 use fixnet::overlay::Overlay;
@@ -15,7 +15,7 @@ use fixnet::train::Trainer;
 use fixnet::{Interpreter, Model};
 use fixnet_app::protocol::MAX_FRAME;
 use fixnet_app::{encode_frame, train_config, Request, Weights};
-use fixnet_tools::device::qemu::{build_firmware, check_qemu, QemuBoard};
+use fixnet_tools::device::qemu::{build_firmware, check_qemu_and_targets, QemuBoard, TARGET};
 use fixnet_tools::device::Device;
 use fixnet_tools::idx;
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ const SLOT: usize = fixnet_app::slot_size(4096) as usize;
 fn firmware() -> Option<PathBuf> {
     static ELF: OnceLock<Option<PathBuf>> = OnceLock::new();
     ELF.get_or_init(|| {
-        if let Err(e) = check_qemu() {
+        if let Err(e) = check_qemu_and_targets(&[TARGET]) {
             assert!(std::env::var_os("CI").is_none(), "{e}");
             eprintln!("skipping the QEMU tests: {e}");
             return None;

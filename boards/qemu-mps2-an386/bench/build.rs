@@ -1,6 +1,7 @@
 //! Embeds the model (the shipped seed CNN, or `FIXNET_MODEL=path`, relative paths taken from
-//! the repository root) with its arena size, and the first test digits; puts the board's
-//! `memory.x` and an empty `device.x` where the linker finds them.
+//! the repository root) with its arena size and op count, and the first test digits (run
+//! when the model reads 28×28 grey digits); puts the board's `memory.x` and an empty
+//! `device.x` where the linker finds them.
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::{env, fs};
@@ -25,12 +26,19 @@ fn main() {
         "{} is not a fixnet model",
         model_path.display()
     );
-    // Header offset 12: the arena size (docs/format.md); the firmware validates the model.
+    // Header offsets 12 and 18: the arena size and the op count (docs/format.md); the
+    // firmware validates the model.
     let arena = u32::from_le_bytes(model[12..16].try_into().unwrap());
+    let ops = u16::from_le_bytes(model[18..20].try_into().unwrap());
     fs::write(out.join("model.fxn"), &model).unwrap();
     fs::write(
-        out.join("arena_size.rs"),
-        format!("/// Arena bytes the embedded model needs (from its header).\nconst ARENA_SIZE: usize = {arena};\n"),
+        out.join("model_sizes.rs"),
+        format!(
+            "/// Arena bytes the embedded model needs (from its header).\n\
+             const ARENA_SIZE: usize = {arena};\n\
+             /// Ops of the embedded model (from its header).\n\
+             const OP_COUNT: usize = {ops};\n"
+        ),
     )
     .unwrap();
 

@@ -1,6 +1,5 @@
 //! The `device`, `qemu` and `bench` subcommands of `fixnet`.
 
-use super::bench::{page, run_bench};
 use super::qemu::{build_firmware, default_state_dir, QemuBoard};
 use super::Device;
 use crate::idx;
@@ -100,18 +99,27 @@ pub struct BenchArgs {
     /// Run the benchmark in QEMU (the only target so far).
     #[arg(long, required = true)]
     pub qemu: bool,
-    /// Print the figures as one JSON object.
+    /// Print the figures as JSON (an array: one object per model and target).
     #[arg(long)]
     pub json: bool,
-    /// Model to benchmark (default: models/seed_cnn.fxn).
+    /// Model to benchmark, `.fxn` or `.tflite` (converted first); repeatable (default:
+    /// models/seed_cnn.fxn).
     #[arg(long, value_name = "M.fxn")]
-    pub model: Option<PathBuf>,
+    pub model: Vec<PathBuf>,
     /// Target to build the firmware for (repeatable; default: thumbv7em-none-eabihf, the
     /// DSP kernels, and thumbv6m-none-eabi, the portable ones).
     #[arg(long, value_name = "TARGET", value_parser = clap::builder::PossibleValuesParser::new(crate::device::bench::BENCH_TARGETS))]
     pub target: Vec<String>,
-    /// Where to write the Markdown report (default: docs/benchmarks.md for the shipped
-    /// model; nowhere for another model unless given).
+    /// Print the per-layer figures and keep them in the report.
+    #[arg(long)]
+    pub layers: bool,
+    /// Measure nothing: write the report again from its `.json` figures (after a change of
+    /// the page's layout or of TFLite Micro's reference figures).
+    #[arg(long, conflicts_with_all = ["model", "target", "layers", "json"])]
+    pub rewrite: bool,
+    /// The Markdown report to update (default: docs/benchmarks.md); its figures are kept
+    /// beside it in a `.json` file of the same name, with those of every model measured
+    /// before.
     #[arg(long, value_name = "FILE.md")]
     pub out: Option<PathBuf>,
 }
@@ -414,65 +422,86 @@ pub fn qemu(args: QemuArgs) -> Result<ExitCode> {
 
 /// Runs `fixnet bench`.
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+    use crate::device::bench::{self, page};
     if !args.qemu {
         bail!("only `--qemu` benchmarks exist so far");
     }
-    if !args.json {
+    if !args.json && !args.rewrite {
         eprintln!("building and running the benchmark firmware in QEMU…");
     }
     let targets: Vec<&str> = if args.target.is_empty() {
-        crate::device::bench::BENCH_TARGETS.to_vec()
+        bench::BENCH_TARGETS.to_vec()
     } else {
         args.target.iter().map(String::as_str).collect()
     };
-    let results = targets
-        .iter()
-        .map(|t| run_bench(args.model.as_deref(), t))
-        .collect::<Result<Vec<_>>>()?;
-    let model_name = args
-        .model
-        .as_deref()
-        .and_then(Path::file_name)
-        .map_or("models/seed_cnn.fxn".to_string(), |n| {
-            n.to_string_lossy().into()
-        });
-    let out = match (&args.out, &args.model) {
-        (Some(out), _) => Some(out.clone()),
-        (None, None) => Some(repo_path("docs/benchmarks.md")),
-        (None, Some(_)) => None,
+    let models = if args.model.is_empty() {
+        vec![bench::default_model()]
+    } else {
+        args.model.clone()
     };
-    if let Some(out) = &out {
-        let existing = std::fs::read_to_string(out).ok();
-        let named: Vec<_> = results.iter().map(|r| (r, model_name.as_str())).collect();
-        std::fs::write(out, page(existing.as_deref(), &named))
-            .with_context(|| format!("cannot write {}", out.display()))?;
+    let mut results = Vec::new();
+    for model in models.iter().filter(|_| !args.rewrite) {
+        let fxn = bench::model_file(model)?;
+        for target in &targets {
+            let mut r = bench::run_bench(&fxn, target)?;
+            if !args.layers {
+                r.layers.clear();
+            }
+            if !args.json {
+                print_bench(&r);
+            }
+            results.push(r);
+        }
     }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| repo_path("docs/benchmarks.md"));
+    let results_file = page::results_path(&out);
+    let all = page::merge(page::load_results(&results_file)?, &results);
+    std::fs::write(&results_file, page::results_json(&all)?)
+        .with_context(|| format!("cannot write {}", results_file.display()))?;
+    let existing = std::fs::read_to_string(&out).ok();
+    std::fs::write(&out, page::page(existing.as_deref(), &all))
+        .with_context(|| format!("cannot write {}", out.display()))?;
     if args.json {
-        let all: Vec<_> = results.iter().map(|r| r.to_json()).collect();
+        let all: Vec<_> = results.iter().map(|r| r.to_json(args.layers)).collect();
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
-        for r in &results {
-            println!(
-                "{} on {}: {} instructions per inference (median of {}), {:.2} per MAC; stack {} B, arena {} B; runtime flash {} B (.text {} B); outputs equal to the host's {}/{}",
-                model_name,
-                r.target,
-                thousands(r.instructions_median as usize),
-                r.runs,
-                r.instructions_per_mac(),
-                r.stack_peak_bytes,
-                r.arena_bytes,
-                r.runtime_flash_bytes(),
-                r.text_bytes,
-                r.host_equal,
-                r.runs
-            );
-            for l in &r.layers {
-                println!("  {:<16} {:>12}", l.op, thousands(l.instructions as usize));
-            }
-        }
-        if let Some(out) = &out {
-            println!("wrote {}", out.display());
-        }
+        println!("wrote {} and {}", out.display(), results_file.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One model's figures on one target, on stdout.
+fn print_bench(r: &crate::device::bench::BenchResult) {
+    let inputs = match r.correct {
+        Some(c) => format!("{} digits, {c} right", r.runs),
+        None => format!("{} {} inputs", r.runs, r.inputs.name()),
+    };
+    println!(
+        "{} on {}: {} instructions per inference (median of {inputs}), {:.2} per \
+         MAC; arena {} B (lower bound {} B, ratio {:.2}), stack {} B; runtime flash {} B \
+         (.text {} B); outputs equal to the host's {}/{}",
+        r.model,
+        r.target,
+        thousands(r.instructions_median as usize),
+        r.instructions_per_mac(),
+        thousands(r.arena_bytes as usize),
+        thousands(r.arena_lower_bound as usize),
+        r.arena_ratio(),
+        r.stack_peak_bytes,
+        r.runtime_flash_bytes(),
+        r.text_bytes,
+        r.host_equal,
+        r.runs
+    );
+    for l in &r.layers {
+        println!(
+            "  {:<16} {:>12} instructions {:>12} MACs",
+            l.op,
+            thousands(l.instructions as usize),
+            thousands(l.macs as usize)
+        );
+    }
 }

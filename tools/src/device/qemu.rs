@@ -48,6 +48,42 @@ pub fn check_qemu() -> Result<()> {
     }
 }
 
+/// Fails, naming what is missing, unless this machine can build and run the QEMU firmware
+/// for every one of `targets`: `qemu-system-arm` on the path and each Rust target installed
+/// in the toolchain that builds the board (its standard library in the sysroot, where
+/// `rustup target add` puts it). The QEMU tests skip on this error outside CI and fail under
+/// CI, which installs both (`.ci/run`, `rust-toolchain.toml`).
+pub fn check_qemu_and_targets(targets: &[&str]) -> Result<()> {
+    check_qemu()?;
+    let sysroot = board_sysroot()?;
+    let missing: Vec<&str> = targets
+        .iter()
+        .copied()
+        .filter(|t| !sysroot.join("lib/rustlib").join(t).is_dir())
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "the Rust target(s) {} are not installed in {} (rustup target add {})",
+        missing.join(", "),
+        sysroot.display(),
+        missing.join(" ")
+    );
+    Ok(())
+}
+
+/// The sysroot of the `rustc` that builds the board: asked from the board's directory, so
+/// that the toolchain file chooses it as it does for the build.
+fn board_sysroot() -> Result<PathBuf> {
+    let out = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .current_dir(board_dir())
+        .env_remove("RUSTC")
+        .output()
+        .context("cannot run rustc")?;
+    ensure!(out.status.success(), "rustc --print sysroot failed");
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
 /// `cargo ARGS` in the board's workspace with `model` embedded (default: the shipped seed
 /// CNN). The board's own .cargo/config.toml chooses its target and linker script; settings
 /// of an enclosing cargo (when run from `cargo test`) must not leak in.
@@ -89,11 +125,7 @@ pub fn build_firmware(bin: &str, model: Option<&Path>) -> Result<PathBuf> {
 
 /// Installs the thumb target with rustup if the toolchain lacks it.
 fn ensure_target() -> Result<()> {
-    let sysroot = Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .output()
-        .context("cannot run rustc")?;
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    let sysroot = board_sysroot()?;
     if sysroot.join("lib/rustlib").join(TARGET).exists() {
         return Ok(());
     }
@@ -226,4 +258,22 @@ fn free_port() -> Result<u16> {
 /// The directory `fixnet qemu` keeps the board's flash file in between runs.
 pub fn default_state_dir() -> PathBuf {
     board_dir().join("target/state")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_target_is_named() {
+        let err = check_qemu_and_targets(&[TARGET, "thumbv5te-none-eabi-missing"])
+            .unwrap_err()
+            .to_string();
+        // Without QEMU that is the first thing missing; with it, the made-up target.
+        assert!(
+            err.contains("qemu-system-arm not found")
+                || (err.contains("thumbv5te-none-eabi-missing") && !err.contains(TARGET)),
+            "{err}"
+        );
+    }
 }

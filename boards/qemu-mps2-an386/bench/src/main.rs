@@ -1,7 +1,10 @@
-//! Benchmark: runs the embedded model on the first 100 test digits and reports over
-//! semihosting each prediction and the CRC-32 of each output vector, the instructions of every layer (SysTick × 40 under
-//! `-icount shift=0`), the median per inference and the peak stack. `fixnet bench --qemu`
-//! builds, runs and parses this; the line formats below are that parser's contract.
+//! Benchmark: runs the embedded model 100 times and reports over semihosting each
+//! prediction and the CRC-32 of each output vector, the instructions of every layer (SysTick
+//! × 40 under `-icount shift=0`), the median per inference and the peak stack. A model that
+//! reads one 28×28 grey picture runs the first 100 test digits; any other model runs 100
+//! full-range random int8 inputs from a fixed-seed xorshift generator, which the host
+//! repeats to check every output. `fixnet bench --qemu` builds, runs and parses this; the
+//! line formats below are that parser's contract.
 //!
 //! The firmware is kept lean so that its flash size measures the runtime, not the harness:
 //! no `core::fmt` anywhere (lines are assembled by a small integer formatter and written as
@@ -27,14 +30,17 @@ use fixnet::{Error, Interpreter, Model};
 
 /// The model measured (see build.rs).
 static MODEL: &[u8] = fixnet::include_model!(concat!(env!("OUT_DIR"), "/model.fxn"));
-include!(concat!(env!("OUT_DIR"), "/arena_size.rs"));
+include!(concat!(env!("OUT_DIR"), "/model_sizes.rs"));
 
 static DIGITS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/digits.bin"));
 static LABELS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/labels.bin"));
 
 const RUNS: usize = 100;
-/// Most ops a model may have (the format's limit is 32).
-const MAX_OPS: usize = 32;
+/// Pixels of one digit.
+const DIGIT_LEN: usize = 28 * 28;
+/// Seed of the random inputs' generator: `fixnet bench` (tools/src/device/bench/inputs.rs)
+/// makes the same inputs from it.
+const RANDOM_SEED: u32 = 0x2545_F491;
 
 extern "C" {
     /// cortex-m-rt's handler for every exception and interrupt without one of its own.
@@ -52,7 +58,7 @@ static mut ARENA: [u8; ARENA_SIZE] = [0; ARENA_SIZE];
 /// Instructions of each inference.
 static mut TOTALS: [u32; RUNS] = [0; RUNS];
 /// Instructions of each op (outer index) in each inference.
-static mut LAYERS: [[u32; RUNS]; MAX_OPS] = [[0; RUNS]; MAX_OPS];
+static mut LAYERS: [[u32; RUNS]; OP_COUNT] = [[0; RUNS]; OP_COUNT];
 
 #[entry]
 fn main() -> ! {
@@ -243,6 +249,32 @@ fn median(values: &mut [u32]) -> u32 {
     values.get(values.len() / 2).copied().unwrap_or(0)
 }
 
+/// Marsaglia's xorshift32 (shifts 13, 17, 5): the random inputs' generator.
+struct XorShift32(u32);
+
+impl XorShift32 {
+    fn next(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x
+    }
+
+    /// The next int8 input value: the top byte of the next number, every value of -128..=127
+    /// equally likely.
+    fn next_i8(&mut self) -> i8 {
+        (self.next() >> 24) as u8 as i8
+    }
+}
+
+/// True when the model reads one 28×28 grey picture (`[1, 28, 28, 1]`), as the seed CNN
+/// does: it then runs the test digits. The host applies the same rule.
+fn takes_digits(model: &Model<'_>) -> Result<bool, Error> {
+    Ok(model.input()?.dims.as_slice() == [1, 28, 28, 1])
+}
+
 fn run() -> Result<(), Error> {
     let cp = cortex_m::Peripherals::take().ok_or(Error::InvalidParameter)?;
     start_systick(cp.SYST);
@@ -259,27 +291,27 @@ fn run() -> Result<(), Error> {
         )
     };
     let mut interp = Interpreter::new(&model, arena)?;
-    let ops = model.op_count().min(MAX_OPS);
-    let input_len = interp.input().len();
-    if input_len != 784 {
-        // A model for other inputs: time it on the digits' bytes anyway, cut or repeated.
-        Line::new()
-            .str("note: model input has ")
-            .num(input_len)
-            .str(" elements, not 784")
-            .send();
-    }
+    let ops = model.op_count().min(OP_COUNT);
+    let digits = takes_digits(&model)?;
+    let mut rng = XorShift32(RANDOM_SEED);
 
     let mut correct = 0;
-    let n = LABELS.len().min(RUNS);
-    for (i, (image, &label)) in DIGITS.chunks_exact(784).zip(LABELS).take(n).enumerate() {
-        let start = SYST::get_current();
-        if input_len == 784 {
-            interp.set_input_grey(image)?;
+    for i in 0..RUNS {
+        let label = if digits {
+            let image = DIGITS
+                .get(i * DIGIT_LEN..(i + 1) * DIGIT_LEN)
+                .ok_or(Error::Truncated)?;
+            Some((image, *LABELS.get(i).ok_or(Error::Truncated)?))
         } else {
-            for (k, q) in interp.input_mut().iter_mut().enumerate() {
-                *q = (i16::from(image[k % 784]) - 128) as i8;
+            // Made before the clock starts: an application's input arrives as int8.
+            for q in interp.input_mut() {
+                *q = rng.next_i8();
             }
+            None
+        };
+        let start = SYST::get_current();
+        if let Some((image, _)) = label {
+            interp.set_input_grey(image)?;
         }
         let mut last = SYST::get_current();
         interp.invoke_observed(|index, _| {
@@ -290,19 +322,24 @@ fn run() -> Result<(), Error> {
             last = SYST::get_current();
         })?;
         let end = SYST::get_current();
-        // The total includes quantizing the input and the observer's own reads of SysTick
-        // (a few instructions per op), as a caller of `invoke` would not pay; the per-layer
+        // The total includes quantizing a digit and the observer's own reads of SysTick (a
+        // few instructions per op), as a caller of `invoke` would not pay; the per-layer
         // figures exclude both.
         totals[i] = elapsed(start, end);
-        let (digit, _) = interp.top1();
-        correct += usize::from(digit == usize::from(label));
-        // The host runs the same digits through its interpreter and compares these.
+        let (predicted, _) = interp.top1();
+        // The host runs the same inputs through its interpreter and compares these.
         let output_crc = crc32(bytemuck::cast_slice(interp.output()));
-        Line::new()
-            .str("digit ")
-            .num(i)
-            .field("label", label.into())
-            .field("predicted", digit)
+        let mut line = Line::new();
+        match label {
+            Some((_, label)) => {
+                correct += usize::from(predicted == usize::from(label));
+                line.str("digit ").num(i).field("label", label.into());
+            }
+            None => {
+                line.str("random ").num(i);
+            }
+        }
+        line.field("predicted", predicted)
             .field("output_crc", output_crc as usize)
             .field("instructions", totals[i] as usize)
             .send();
@@ -314,16 +351,18 @@ fn run() -> Result<(), Error> {
             .num(index)
             .str(" ")
             .str(op.kind().name())
-            .field("instructions", median(&mut counts[..n]) as usize)
+            .field("instructions", median(&mut counts[..]) as usize)
             .send();
     }
     let peak = stack_peak();
-    Line::new()
-        .str("accuracy ")
-        .num(correct)
-        .str("/")
-        .num(n)
-        .field("median_instructions", median(&mut totals[..n]) as usize)
+    let mut line = Line::new();
+    line.str("summary inputs ")
+        .str(if digits { "digits" } else { "random" })
+        .field("runs", RUNS);
+    if digits {
+        line.field("correct", correct);
+    }
+    line.field("median_instructions", median(&mut totals[..]) as usize)
         .field("model_bytes", model.len())
         .field("arena_bytes", model.arena_size())
         .field("stack_peak_bytes", peak)
