@@ -849,8 +849,11 @@ impl<'a> Op<'a> {
                 r[32..36].copy_from_slice(&m.shift.to_le_bytes());
             }
             Op::Pad(p) => {
-                for (k, v) in p.paddings.iter().flatten().enumerate() {
-                    r[28 + 2 * k..30 + 2 * k].copy_from_slice(&v.to_le_bytes());
+                for (slot, v) in r[28..44]
+                    .chunks_exact_mut(2)
+                    .zip(p.paddings.iter().flatten())
+                {
+                    slot.copy_from_slice(&v.to_le_bytes());
                 }
             }
             Op::Concatenation(c) => r[12] = c.axis,

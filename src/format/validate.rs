@@ -408,12 +408,17 @@ fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
                 let t = activation(g, id)?;
                 same_quantization(&t, &tout)?;
                 let d = extended4(&t);
-                if t.dims.rank() != rank || (0..4).any(|a| a != axis && d[a] != out[a]) {
+                let others_match = d
+                    .iter()
+                    .zip(&out)
+                    .enumerate()
+                    .all(|(a, (x, y))| a == axis || x == y);
+                if t.dims.rank() != rank || !others_match {
                     return Err(Error::InconsistentShape);
                 }
-                along = along.saturating_add(d[axis]);
+                along = along.saturating_add(d.get(axis).copied().unwrap_or(0));
             }
-            if along != out[axis] {
+            if Some(&along) != out.get(axis) {
                 return Err(Error::InconsistentShape);
             }
             Ok(())
