@@ -146,13 +146,7 @@ impl AddParams {
 /// for an empty clamp range or a left shift outside `0..=31`.
 pub fn add(a: &[i8], b: &[i8], params: &AddParams, output: &mut [i8]) -> Result<(), Error> {
     params.check()?;
-    if a.len() != output.len() || b.len() != output.len() {
-        return Err(Error::ShapeMismatch);
-    }
-    for ((o, &x), &y) in output.iter_mut().zip(a).zip(b) {
-        *o = params.add(x, y);
-    }
-    Ok(())
+    broadcast::zip_with(a, b, output, |x, y| params.add(x, y))
 }
 
 /// int8 ADD with 4-D broadcasting (TFLite's `BroadcastAdd4DSlow`): along each axis an input
@@ -172,9 +166,7 @@ pub fn broadcast_add(
     output_dims: &Dims4,
 ) -> Result<(), Error> {
     params.check()?;
-    let (sa, sb) = broadcast::check(a, a_dims, b, b_dims, output, output_dims)?;
-    if a_dims == b_dims {
-        return add(a, b, params, output);
-    }
-    broadcast::for_each(a, &sa, b, &sb, output, output_dims, |x, y| params.add(x, y))
+    broadcast::binary(a, a_dims, b, b_dims, output, output_dims, |x, y| {
+        params.add(x, y)
+    })
 }

@@ -118,6 +118,45 @@ pub(crate) fn for_each<A: Copy, B: Copy, O>(
     Ok(())
 }
 
+/// `output[i] = f(a[i], b[i])` over two operands of the output's length.
+///
+/// Errors: [`Error::ShapeMismatch`] when the three lengths differ.
+pub fn zip_with(
+    a: &[i8],
+    b: &[i8],
+    output: &mut [i8],
+    f: impl Fn(i8, i8) -> i8,
+) -> Result<(), Error> {
+    if a.len() != output.len() || b.len() != output.len() {
+        return Err(Error::ShapeMismatch);
+    }
+    for ((o, &x), &y) in output.iter_mut().zip(a).zip(b) {
+        *o = f(x, y);
+    }
+    Ok(())
+}
+
+/// A binary element-wise op with 4-D broadcasting, shared by ADD and MUL: checks the shapes,
+/// takes the plain loop when they are equal, else TFLite's broadcast loop order.
+///
+/// Errors: [`Error::ShapeMismatch`] when the shapes do not broadcast to `output_dims` or a
+/// length disagrees with its shape.
+pub fn binary(
+    a: &[i8],
+    a_dims: &Dims4,
+    b: &[i8],
+    b_dims: &Dims4,
+    output: &mut [i8],
+    output_dims: &Dims4,
+    f: impl Fn(i8, i8) -> i8,
+) -> Result<(), Error> {
+    let (sa, sb) = check(a, a_dims, b, b_dims, output, output_dims)?;
+    if a_dims == b_dims {
+        return zip_with(a, b, output, f);
+    }
+    for_each(a, &sa, b, &sb, output, output_dims, f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

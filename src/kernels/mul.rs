@@ -111,13 +111,7 @@ impl MulParams {
 /// if `act_min > act_max`.
 pub fn mul(a: &[i8], b: &[i8], params: &MulParams, output: &mut [i8]) -> Result<(), Error> {
     params.check()?;
-    if a.len() != output.len() || b.len() != output.len() {
-        return Err(Error::ShapeMismatch);
-    }
-    for ((o, &x), &y) in output.iter_mut().zip(a).zip(b) {
-        *o = params.apply(x, y);
-    }
-    Ok(())
+    broadcast::zip_with(a, b, output, |x, y| params.apply(x, y))
 }
 
 /// int8 MUL with 4-D broadcasting (TFLite's `BroadcastMul6DSlow` on shapes of rank ≤ 4):
@@ -137,11 +131,7 @@ pub fn broadcast_mul(
     output_dims: &Dims4,
 ) -> Result<(), Error> {
     params.check()?;
-    let (sa, sb) = broadcast::check(a, a_dims, b, b_dims, output, output_dims)?;
-    if a_dims == b_dims {
-        return mul(a, b, params, output);
-    }
-    broadcast::for_each(a, &sa, b, &sb, output, output_dims, |x, y| {
+    broadcast::binary(a, a_dims, b, b_dims, output, output_dims, |x, y| {
         params.apply(x, y)
     })
 }
