@@ -9,20 +9,31 @@ use fixnet::Interpreter;
 use fixnet_tools::{fxn::ModelBytes, lower, npy, tflite};
 use std::path::{Path, PathBuf};
 
-fn zoo(name: &str) -> PathBuf {
+fn fixture(dir: &str, name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/ops_zoo")
+        .join("../tests/fixtures")
+        .join(dir)
         .join(name)
 }
 
-fn read_i8(name: &str) -> (Vec<usize>, Vec<i8>) {
-    let bytes = std::fs::read(zoo(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    npy::decode_i8(&bytes).unwrap_or_else(|e| panic!("{name}: {e:#}"))
+fn zoo(name: &str) -> PathBuf {
+    fixture("ops_zoo", name)
 }
 
-/// Converts `STEM.tflite`, runs every row of `inputs` alone and compares with `reference`.
+fn read_i8(path: &Path) -> (Vec<usize>, Vec<i8>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    npy::decode_i8(&bytes).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()))
+}
+
+/// Converts `STEM.tflite` of tests/fixtures/ops_zoo, runs every row of `inputs` alone and
+/// compares with `reference`.
 fn check(stem: &str, inputs: &str, reference: &str) {
-    let tflite = std::fs::read(zoo(&format!("{stem}.tflite"))).unwrap();
+    check_in("ops_zoo", stem, inputs, reference);
+}
+
+/// [`check`] for the models of another fixture directory.
+fn check_in(dir: &str, stem: &str, inputs: &str, reference: &str) {
+    let tflite = std::fs::read(fixture(dir, &format!("{stem}.tflite"))).unwrap();
     let graph = tflite::import(&tflite).unwrap_or_else(|e| panic!("{stem}: import: {e:#}"));
     let lowered = lower::lower(&graph).unwrap_or_else(|e| panic!("{stem}: lower: {e:#}"));
     let bytes = ModelBytes::new(&lowered);
@@ -31,8 +42,8 @@ fn check(stem: &str, inputs: &str, reference: &str) {
         .unwrap_or_else(|e| panic!("{stem}: load: {e:#}"));
     let mut arena = vec![0u8; model.arena_size()];
     let mut interp = Interpreter::new(&model, &mut arena).unwrap();
-    let (in_shape, x) = read_i8(inputs);
-    let (_, want) = read_i8(reference);
+    let (in_shape, x) = read_i8(&fixture(dir, inputs));
+    let (_, want) = read_i8(&fixture(dir, reference));
     let input_len = interp.input_mut().len();
     let outputs = interp.output().len();
     assert_eq!(in_shape[1..].iter().product::<usize>(), input_len, "{stem}");
@@ -89,6 +100,22 @@ fn float_edges_are_the_hosts_quantize_and_dequantize() {
         "float_edge_inputs_q.npy",
         "float_edge_ref_q.npy",
     );
+}
+
+/// The small models of tests/fixtures/bench_zoo (tools/scripts/make_bench_zoo.py), which the
+/// speed table of docs/benchmarks.md measures besides the seed CNN and MLPerf Tiny: a
+/// streaming keyword model (1-D depthwise + pointwise), a 3x3 SAME CNN with a stride-2 conv
+/// and an average pool, a small CNN with a depthwise 3x3 layer, an MLP 784-128-10.
+#[test]
+fn bench_zoo_models_match_litert() {
+    for stem in ["kws_stream", "same_cnn", "dw_cnn", "mlp"] {
+        check_in(
+            "bench_zoo",
+            stem,
+            &format!("{stem}_inputs.npy"),
+            &format!("{stem}_ref.npy"),
+        );
+    }
 }
 
 #[test]
