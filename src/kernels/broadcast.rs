@@ -130,7 +130,17 @@ pub fn zip_with(
     if a.len() != output.len() || b.len() != output.len() {
         return Err(Error::ShapeMismatch);
     }
-    for ((o, &x), &y) in output.iter_mut().zip(a).zip(b) {
+    // Two elements a turn: half the loop overhead of the cheap element functions.
+    let mut outs = output.chunks_exact_mut(2);
+    let (mut xs, mut ys) = (a.chunks_exact(2), b.chunks_exact(2));
+    for ((o, x), y) in (&mut outs).zip(&mut xs).zip(&mut ys) {
+        if let ([o0, o1], [x0, x1], [y0, y1]) = (o, x, y) {
+            *o0 = f(*x0, *y0);
+            *o1 = f(*x1, *y1);
+        }
+    }
+    let tails = xs.remainder().iter().zip(ys.remainder());
+    for (o, (&x, &y)) in outs.into_remainder().iter_mut().zip(tails) {
         *o = f(x, y);
     }
     Ok(())

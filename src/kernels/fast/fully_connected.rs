@@ -1,8 +1,10 @@
 //! Optimized int8 fully connected layers, bit-exact with
 //! [`fully_connected`](crate::kernels::fully_connected) and
 //! [`fully_connected_float_requant`](crate::kernels::fully_connected_float_requant): four
-//! outputs at a time share each widened input word ([`dot_1x4`](super::dot)).
+//! outputs at a time share each widened input word ([`dot_1x4`](super::fc_dot)), and the f64
+//! rescale is [`rescale_fast`] (32-bit multiplies, not a 128-bit product).
 
+use crate::kernels::f64_rescale::rescale_fast;
 use crate::kernels::{check_bias, clamp, span, FloatRequantize, Requantize};
 use crate::Error;
 
@@ -67,7 +69,7 @@ pub fn fully_connected(
             }
             FcRequant::Float(f) => {
                 let scale = *f.scales.get(o).ok_or(Error::ShapeMismatch)?;
-                let scaled = crate::kernels::f64_rescale::rescale(acc, scale);
+                let scaled = rescale_fast(acc, scale);
                 let shifted = scaled.wrapping_add(f.output_offset);
                 clamp(shifted, i32::from(f.act_min), i32::from(f.act_max)) as i8
             }
@@ -83,7 +85,7 @@ pub fn fully_connected(
         }
         if rows == 4 && widenable {
             let w = filter.get(o * n_in..).ok_or(Error::ShapeMismatch)?;
-            super::dot::dot_1x4(&mut acc, x_groups, offset, w, n_in)?;
+            super::fc_dot::dot_1x4(&mut acc, x_groups, offset, w, n_in)?;
         } else {
             for (r, a) in acc.iter_mut().enumerate().take(rows) {
                 let row = span(filter, (o + r) * n_in, body)?;

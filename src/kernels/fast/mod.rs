@@ -9,6 +9,7 @@
 pub mod conv2d_pool;
 pub mod conv2d_small;
 mod dot;
+mod fc_dot;
 pub mod fully_connected;
 
 pub use conv2d_pool::{conv2d_pool, PoolWindow};
