@@ -8,7 +8,6 @@
 //! of the same group, so weights are used in their stored order (OHWI, `[outputs][inputs]`)
 //! and every `SMLAD` pairs the right values. Accumulation wraps like TFLite's `int32`.
 
-use crate::Error;
 
 /// Packs two values into one word, `lo` in the low half.
 #[inline(always)]
@@ -66,53 +65,6 @@ pub(crate) fn dot_2x2(acc: &mut [i32; 4], x: &[[u32; 4]], w0: &[i8], w1: &[i8]) 
     }
 }
 
-/// One int8 input vector (`x`, its whole groups of four) × four weight rows `stride` bytes
-/// apart starting at `w`: adds `Σ (x + offset) · w_r` to `acc[r]`. `offset` must keep every
-/// `x + offset` within `i16`.
-///
-/// Errors: [`Error::ShapeMismatch`] when `w` ends before the last row's groups do.
-#[inline]
-pub(crate) fn dot_1x4(
-    acc: &mut [i32; 4],
-    x: &[i8],
-    offset: i32,
-    w: &[i8],
-    stride: usize,
-) -> Result<(), Error> {
-    let groups = x.len() / 4;
-    let x = x.get(..groups * 4).ok_or(Error::ShapeMismatch)?;
-    // Checked, not wrapping: the assembly's reads are bounded by this length.
-    let reach = stride
-        .checked_mul(3)
-        .and_then(|r| r.checked_add(groups.checked_mul(4)?))
-        .ok_or(Error::ShapeMismatch)?;
-    let w = w.get(..reach).ok_or(Error::ShapeMismatch)?;
-    #[cfg(fixnet_dsp)]
-    // SAFETY: `x` holds the `groups` × 4 bytes read, `w` the four rows' first `groups` × 4
-    // bytes each (the last row ends at `reach`, inside `w`).
-    unsafe {
-        dsp::dot_1x4(
-            acc,
-            x.as_ptr(),
-            pack(offset, offset),
-            w.as_ptr(),
-            stride,
-            groups,
-        );
-    }
-    #[cfg(not(fixnet_dsp))]
-    {
-        for (r, a) in acc.iter_mut().enumerate() {
-            let row = w.get(r * stride..).ok_or(Error::ShapeMismatch)?;
-            for (&xv, &wv) in x.iter().zip(row) {
-                let v = i32::from(xv).wrapping_add(offset);
-                *a = a.wrapping_add(v.wrapping_mul(i32::from(wv)));
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(fixnet_dsp)]
 mod dsp {
     /// Arguments of `fixnet_dot_2x2`, read and written through one pointer.
@@ -125,19 +77,8 @@ mod dsp {
         groups: usize,
     }
 
-    #[repr(C)]
-    struct Args1x4 {
-        acc: [i32; 4],
-        x: *const i8,
-        offset: u32,
-        w: *const i8,
-        stride: usize,
-        groups: usize,
-    }
-
     extern "C" {
         fn fixnet_dot_2x2(args: *mut Args2x2);
-        fn fixnet_dot_1x4(args: *mut Args1x4);
     }
 
     pub(super) unsafe fn dot_2x2(
@@ -156,27 +97,6 @@ mod dsp {
         };
         // SAFETY: the caller guarantees the reads; the routine follows the AAPCS.
         unsafe { fixnet_dot_2x2(&mut a) };
-        *acc = a.acc;
-    }
-
-    pub(super) unsafe fn dot_1x4(
-        acc: &mut [i32; 4],
-        x: *const i8,
-        offset: u32,
-        w: *const i8,
-        stride: usize,
-        groups: usize,
-    ) {
-        let mut a = Args1x4 {
-            acc: *acc,
-            x,
-            offset,
-            w,
-            stride,
-            groups,
-        };
-        // SAFETY: as above.
-        unsafe { fixnet_dot_1x4(&mut a) };
         *acc = a.acc;
     }
 
@@ -231,66 +151,5 @@ mod dsp {
         "pop {{r4-r11, pc}}",
         ".purgem fixnet_group2x2",
         ".size fixnet_dot_2x2, . - fixnet_dot_2x2",
-    );
-
-    // r0-r3: accumulators; r4, r5: one input word widened; r6: offset pair; r7: x; r8, r9:
-    // one weight word widened; r10: row 0 (row 1 at +r12); r11: row 2 (row 3 at +r12); r12:
-    // row stride; lr: end of x.
-    core::arch::global_asm!(
-        ".section .text.fixnet_dot_1x4,\"ax\",%progbits",
-        ".global fixnet_dot_1x4",
-        ".type fixnet_dot_1x4,%function",
-        ".p2align 2",
-        ".thumb_func",
-        "fixnet_dot_1x4:",
-        "push {{r4-r11, lr}}",
-        "ldr r7, [r0, #16]",
-        "ldr r6, [r0, #20]",
-        "ldr r10, [r0, #24]",
-        "ldr r12, [r0, #28]",
-        "ldr r4, [r0, #32]",
-        "add lr, r7, r4, lsl #2",
-        "add r11, r10, r12, lsl #1",
-        "push {{r0}}",
-        "ldm r0, {{r0-r3}}",
-        "tst r4, #1",
-        "beq 2f",
-        ".macro fixnet_row1x4 acc, addr",
-        "sxtb16 r9, r8",
-        "sxtb16 r8, r8, ror #8",
-        "smlad \\acc, r4, r9, \\acc",
-        "smlad \\acc, r5, r8, \\acc",
-        ".endm",
-        ".macro fixnet_group1x4",
-        "ldr r5, [r7], #4",
-        "sxtb16 r4, r5",
-        "sxtb16 r5, r5, ror #8",
-        "sadd16 r4, r4, r6",
-        "sadd16 r5, r5, r6",
-        "ldr r8, [r10, r12]",
-        "fixnet_row1x4 r1",
-        "ldr r8, [r10], #4",
-        "fixnet_row1x4 r0",
-        "ldr r8, [r11, r12]",
-        "fixnet_row1x4 r3",
-        "ldr r8, [r11], #4",
-        "fixnet_row1x4 r2",
-        ".endm",
-        "fixnet_group1x4",
-        "2:",
-        "cmp r7, lr",
-        "beq 9f",
-        "1:",
-        "fixnet_group1x4",
-        "fixnet_group1x4",
-        "cmp r7, lr",
-        "bne 1b",
-        "9:",
-        "pop {{r4}}",
-        "stm r4, {{r0-r3}}",
-        "pop {{r4-r11, pc}}",
-        ".purgem fixnet_group1x4",
-        ".purgem fixnet_row1x4",
-        ".size fixnet_dot_1x4, . - fixnet_dot_1x4",
     );
 }
