@@ -57,56 +57,120 @@ pub fn rescale(acc: i32, scale: f64) -> i32 {
     }
 }
 
-/// Smallest and largest biased exponent fields [`rescale_fast`] handles itself: scales from
-/// `2^-32` to just under `2^20`, i.e. a rounding position `k = 1075 − field` from 33 to 84
-/// bits below the product's last bit. Anything else (zero, subnormal, huge, ∞, NaN) goes to
+/// Biased exponent fields [`F64Scale`] handles itself: scales from `2^-64` to just under 1,
+/// i.e. a rounding position `k = 1075 − field` from 53 to 116 bits below the last bit of
+/// `|acc| · significand`. Anything else (zero, subnormal, 1 or more, ∞, NaN) goes to
 /// [`rescale`].
-const FAST_FIELDS: core::ops::RangeInclusive<u64> = 991..=1042;
+const FAST_FIELDS: core::ops::RangeInclusive<u64> = 959..=1022;
 
-/// [`rescale`] with two 32 × 32 → 64-bit multiplies instead of a 64 × 64 → 128-bit one: the
-/// same result for every `acc` and `scale`, several times cheaper on a Cortex-M.
+/// Fractions (the low word of `T` below) this close under a whole unit are handed to
+/// [`rescale`]: 2 for the two truncations of `X`, up to `2^9` for the f64 product's own
+/// rounding (see [`F64Scale`]), rounded up generously.
+const NEAR_TIE: u32 = 1024;
+
+/// One f64 scale prepared for [`F64Scale::apply`], [`rescale`] with two 32 × 32 → 64-bit
+/// multiplies instead of a 64 × 64 → 128-bit one: the same result for every `acc` and
+/// scale, several times cheaper on a Cortex-M.
 ///
-/// Why it is exact: with `p = |acc| · significand` (at most 84 bits) and the result
-/// `round(p / 2^k)`, the f64 product first rounds `p` to 53 bits, at bit `d = bits(p) − 53 ≤
-/// 31`. That first rounding only matters when it carries `p` across the half-way point
-/// `2^(k−1)` of the final rounding, i.e. when `p mod 2^k` lies in `[2^(k−1) − 2^(d−1),
-/// 2^(k−1))`; everywhere else the answer is `(p + 2^(k−1)) >> k` of the exact product. The
-/// exact product is formed as `|acc| · hi · 2^32 + |acc| · lo` (the 53-bit significand split
-/// into 21 + 32 bits), keeping its bits from 32 up, which `k ≥ 33` needs; the bits below can
-/// shift the fraction by less than one unit of bit 32, so any fraction within one such unit
-/// of the danger zone (one value in `2^(k−32)`, about `2^-20` for the layers' scales), and any
-/// result beyond the `i32` range, is handed to [`rescale`].
-#[inline]
-pub fn rescale_fast(acc: i32, scale: f64) -> i32 {
-    match fast_path(acc, scale) {
-        Some(q) => q,
-        None => rescale(acc, scale),
+/// Why it is exact. Write the scale as `sig · 2^-k` and let `P = |acc| · sig` (at most 84
+/// bits); `rescale` is `round(P / 2^k)` after the f64 product rounded `P` to 53 bits, at bit
+/// `d = bits(P) − 53 ≤ 31`. That first rounding changes the answer only when it carries `P`
+/// across the half-way point of the second, i.e. when `P mod 2^k` lies within `2^(d−1)` below
+/// `2^(k−1)` (and a result that fits `i32` has `d ≤ k − 22`); everywhere else the answer is
+/// `⌊(P + 2^(k−1)) / 2^k⌋`. With `s = k − 32` (21 to 84), split `sig = A · 2^s + B`: `A < 2^32`,
+/// and `B' = B · 2^(32−s)` (or `B >> (s − 32)`) is `B` as a 32-bit fraction of `2^s`. Then
+/// `X = |acc| · A + ⌊|acc| · B' / 2^32⌋` is `P / 2^s` less at most 2 (the two truncations), and
+/// `T = X + 2^31` holds the result in its high word and the fraction in its low word, in units
+/// of `2^s` — at least 2^21 times finer than the product's rounding zone of at most `2^(d−1)
+/// ≤ 2^(k−23)`. So the high word is the answer unless the low word is within [`NEAR_TIE`] of
+/// wrapping, or the high word does not fit `i32`: those go to [`rescale`].
+#[derive(Clone, Copy, Debug)]
+pub struct F64Scale {
+    scale: f64,
+    a: u32,
+    b: u32,
+    negative: bool,
+    fast: bool,
+}
+
+impl F64Scale {
+    /// Splits `scale` for [`apply`](Self::apply).
+    #[inline]
+    pub fn new(scale: f64) -> Self {
+        let bits = scale.to_bits();
+        let field = (bits >> 52) & 0x7ff;
+        let negative = bits >> 63 != 0;
+        if !FAST_FIELDS.contains(&field) {
+            return Self {
+                scale,
+                a: 0,
+                b: 0,
+                negative,
+                fast: false,
+            };
+        }
+        let sig = (bits & ((1 << 52) - 1)) | 1 << 52;
+        // s = k − 32, from 21 to 84.
+        let s = (1075 - 32 - field) as u32;
+        let a = sig.checked_shr(s).unwrap_or(0) as u32;
+        let below = sig & 1u64.checked_shl(s).map_or(u64::MAX, |p| p - 1);
+        let b = if s <= 32 {
+            below << (32 - s)
+        } else {
+            below.checked_shr(s - 32).unwrap_or(0)
+        } as u32;
+        Self {
+            scale,
+            a,
+            b,
+            negative,
+            fast: true,
+        }
+    }
+
+    /// The scale it was made from.
+    #[inline]
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// `rescale(acc, scale)`.
+    #[inline]
+    pub fn apply(&self, acc: i32) -> i32 {
+        match self.fast_path(acc) {
+            Some(q) => q,
+            None => rescale(acc, self.scale),
+        }
+    }
+
+    /// The result when the product bits settle it, `None` when [`rescale`] must decide.
+    #[inline(always)]
+    fn fast_path(&self, acc: i32) -> Option<i32> {
+        if !self.fast {
+            return None;
+        }
+        let m = acc.unsigned_abs();
+        // X < 2^63 + 2^32, T < 2^64: no overflow.
+        let x = wide_mul(m, self.a) + (wide_mul(m, self.b) >> 32);
+        let t = x + (1 << 31);
+        if (t as u32) >= u32::MAX - NEAR_TIE {
+            return None;
+        }
+        let q = i32::try_from(t >> 32).ok()?;
+        Some(if self.negative != (acc < 0) { -q } else { q })
     }
 }
 
-/// The result of [`rescale_fast`] when its product bits settle it, `None` when [`rescale`]
-/// must decide.
-#[inline(always)]
+/// [`rescale`] through [`F64Scale`]: the same result for every `acc` and `scale`.
+#[inline]
+pub fn rescale_fast(acc: i32, scale: f64) -> i32 {
+    F64Scale::new(scale).apply(acc)
+}
+
+/// [`F64Scale::fast_path`] of a fresh scale (tests).
+#[cfg(test)]
 fn fast_path(acc: i32, scale: f64) -> Option<i32> {
-    let bits = scale.to_bits();
-    let field = (bits >> 52) & 0x7ff;
-    if !FAST_FIELDS.contains(&field) {
-        return None;
-    }
-    let significand = (bits & ((1 << 52) - 1)) | 1 << 52;
-    // k − 32, from 1 to 52: the final rounding position within the product's upper bits.
-    let shift = (1075 - 32 - field) as u32;
-    // Both products are 32 × 32 → 64 bits; their sum < 2^53.
-    let magnitude = acc.unsigned_abs();
-    let upper = wide_mul(magnitude, (significand >> 32) as u32)
-        + (wide_mul(magnitude, significand as u32) >> 32);
-    let mask = (1u64 << shift) - 1;
-    let rounded = upper + (1 << (shift - 1));
-    if rounded & mask == mask {
-        return None;
-    }
-    let q = i32::try_from(rounded >> shift).ok()?;
-    Some(if (bits >> 63 != 0) != (acc < 0) { -q } else { q })
+    F64Scale::new(scale).fast_path(acc)
 }
 
 /// `a · b` in full: one `UMULL` where the target has it. Armv6-M has only a 32-bit `MULS`, and

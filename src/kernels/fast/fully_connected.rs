@@ -2,9 +2,10 @@
 //! [`fully_connected`](crate::kernels::fully_connected) and
 //! [`fully_connected_float_requant`](crate::kernels::fully_connected_float_requant): four
 //! outputs at a time share each widened input word ([`dot_1x4`](super::fc_dot)), and the f64
-//! rescale is [`rescale_fast`] (32-bit multiplies, not a 128-bit product).
+//! rescale is [`F64Scale`] (32-bit multiplies, not a 128-bit product; split once for a run of
+//! outputs with the same scale, as every per-tensor layer has).
 
-use crate::kernels::f64_rescale::rescale_fast;
+use crate::kernels::f64_rescale::F64Scale;
 use crate::kernels::{check_bias, clamp, span, FloatRequantize, Requantize};
 use crate::Error;
 
@@ -55,7 +56,8 @@ pub fn fully_connected(
     let widenable = (-128..=128).contains(&offset);
     // Output `o` from its accumulator over the first `body` inputs: the tail, the bias was
     // already in, then the requantization.
-    let finish = |o: usize, mut acc: i32| -> Result<i8, Error> {
+    let mut split = F64Scale::new(0.0);
+    let mut finish = |o: usize, mut acc: i32| -> Result<i8, Error> {
         let tail_w = span(filter, o * n_in + body, x_tail.len())?;
         for (&x, &w) in x_tail.iter().zip(tail_w) {
             let x = i32::from(x).wrapping_add(offset);
@@ -69,7 +71,10 @@ pub fn fully_connected(
             }
             FcRequant::Float(f) => {
                 let scale = *f.scales.get(o).ok_or(Error::ShapeMismatch)?;
-                let scaled = rescale_fast(acc, scale);
+                if scale.to_bits() != split.scale().to_bits() {
+                    split = F64Scale::new(scale);
+                }
+                let scaled = split.apply(acc);
                 let shifted = scaled.wrapping_add(f.output_offset);
                 clamp(shifted, i32::from(f.act_min), i32::from(f.act_max)) as i8
             }
