@@ -6,12 +6,14 @@
 //! the output. Every step rounds as TFLite's does, so the order of the three roundings is part
 //! of the specification.
 
+mod fast;
+
 use super::broadcast::{self, Dims4};
+use fast::FastAdd;
 use super::clamp;
 use crate::float::Activation;
 use crate::quant::{
     activation_range_i8, multiply_by_quantized_multiplier, quantize_multiplier_smaller_than_one_exp,
-    rounding_divide_by_pot,
 };
 use crate::Error;
 
@@ -141,92 +143,6 @@ impl AddParams {
     }
 }
 
-/// One operand's rescaling in ADD, `MultiplyByQuantizedMultiplier((x + offset) · 2^L, m, s)`
-/// for `s ≤ 0`, in 32-bit arithmetic with the same result.
-///
-/// `SaturatingRoundingDoublingHighMul(a, m)` is `⌊(a·m + 2^30) / 2^31⌋` for every pair but
-/// `MIN·MIN` (its nudge and truncation toward zero make exactly that floor, for either sign).
-/// With `a = v · 2^L` that is `⌊(v·m + 2^(30−L)) / 2^(31−L)⌋`, and splitting
-/// `m = hi · 2^(31−L) + lo` (`0 ≤ lo < 2^(31−L)`) gives `v·hi + ⌊(v·lo + 2^(30−L)) / 2^(31−L)⌋`:
-/// two products that fit 32 bits for `|v| ≤ 256` when `9 ≤ L ≤ 22` (TFLite's int8 ADD has
-/// `L = 20`). The rounding right shift by `−s` follows unchanged.
-#[derive(Clone, Copy, Debug)]
-struct OperandScale {
-    offset: i32,
-    hi: i32,
-    lo: i32,
-    nudge: i32,
-    /// `31 − L`.
-    split: u32,
-    /// `−s`.
-    right: i32,
-}
-
-impl OperandScale {
-    /// The 32-bit form, or `None` for parameters outside its exact range.
-    fn new(offset: i32, left_shift: i32, multiplier: i32, shift: i32) -> Option<Self> {
-        // |x + offset| ≤ 256 for an int8 x; with L ≤ 22 both products stay within 2^30.
-        if !(9..=22).contains(&left_shift) || shift > 0 || !(-128..=128).contains(&offset) {
-            return None;
-        }
-        let split = (31 - left_shift) as u32;
-        Some(Self {
-            offset,
-            hi: multiplier >> split,
-            lo: multiplier & ((1 << split) - 1),
-            nudge: 1 << (split - 1),
-            split,
-            right: -shift,
-        })
-    }
-
-    #[inline(always)]
-    fn apply(&self, x: i8) -> i32 {
-        let v = i32::from(x).wrapping_add(self.offset);
-        let low = v.wrapping_mul(self.lo).wrapping_add(self.nudge) >> self.split;
-        let high = v.wrapping_mul(self.hi).wrapping_add(low);
-        rounding_divide_by_pot(high, self.right)
-    }
-}
-
-/// [`AddParams::add`] with both operands' rescaling in 32-bit arithmetic ([`OperandScale`]);
-/// the same result for the parameters it accepts.
-#[derive(Clone, Copy, Debug)]
-struct FastAdd {
-    x: OperandScale,
-    y: OperandScale,
-    params: AddParams,
-}
-
-impl FastAdd {
-    fn new(p: &AddParams) -> Option<Self> {
-        Some(Self {
-            x: OperandScale::new(
-                p.input1_offset,
-                p.left_shift,
-                p.input1_multiplier,
-                p.input1_shift,
-            )?,
-            y: OperandScale::new(
-                p.input2_offset,
-                p.left_shift,
-                p.input2_multiplier,
-                p.input2_shift,
-            )?,
-            params: *p,
-        })
-    }
-
-    #[inline(always)]
-    fn add(&self, x: i8, y: i8) -> i8 {
-        let p = &self.params;
-        let sum = self.x.apply(x).wrapping_add(self.y.apply(y));
-        let out = multiply_by_quantized_multiplier(sum, p.output_multiplier, p.output_shift)
-            .wrapping_add(p.output_offset);
-        clamp(out, i32::from(p.act_min), i32::from(p.act_max)) as i8
-    }
-}
-
 /// int8 ADD of two tensors of the same shape (TFLite's `Add`): `output[i] = add(a[i], b[i])`.
 ///
 /// Errors: [`Error::ShapeMismatch`] when the three lengths differ, [`Error::InvalidParameter`]
@@ -234,7 +150,7 @@ impl FastAdd {
 pub fn add(a: &[i8], b: &[i8], params: &AddParams, output: &mut [i8]) -> Result<(), Error> {
     params.check()?;
     match FastAdd::new(params) {
-        Some(fast) => broadcast::zip_with(a, b, output, |x, y| fast.add(x, y)),
+        Some(fast) => fast.add_slices(a, b, output),
         None => broadcast::zip_with(a, b, output, |x, y| params.add(x, y)),
     }
 }
@@ -256,12 +172,17 @@ pub fn broadcast_add(
     output_dims: &Dims4,
 ) -> Result<(), Error> {
     params.check()?;
-    match FastAdd::new(params) {
-        Some(fast) => broadcast::binary(a, a_dims, b, b_dims, output, output_dims, |x, y| {
-            fast.add(x, y)
-        }),
-        None => broadcast::binary(a, a_dims, b, b_dims, output, output_dims, |x, y| {
+    let Some(fast) = FastAdd::new(params) else {
+        return broadcast::binary(a, a_dims, b, b_dims, output, output_dims, |x, y| {
             params.add(x, y)
-        }),
+        });
+    };
+    if a_dims == b_dims {
+        // The residual case: check the shapes, then one flat pass.
+        broadcast::check(a, a_dims, b, b_dims, output, output_dims)?;
+        return fast.add_slices(a, b, output);
     }
+    broadcast::binary(a, a_dims, b, b_dims, output, output_dims, |x, y| {
+        fast.add(x, y)
+    })
 }

@@ -85,8 +85,10 @@ pub fn fully_connected(
         let o = 4 * block;
         let rows = outs.len();
         let mut acc = [0i32; 4];
-        for (r, a) in acc.iter_mut().enumerate().take(rows) {
-            *a = bias.get(o + r).copied().unwrap_or(0);
+        if let Some(b) = bias.get(o..o + rows) {
+            for (a, &b) in acc.iter_mut().zip(b) {
+                *a = b;
+            }
         }
         if rows == 4 && widenable {
             let w = filter.get(o * n_in..).ok_or(Error::ShapeMismatch)?;
