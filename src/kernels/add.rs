@@ -9,13 +9,13 @@
 mod fast;
 
 use super::broadcast::{self, Dims4};
-use fast::FastAdd;
 use super::clamp;
 use crate::float::Activation;
 use crate::quant::{
     activation_range_i8, multiply_by_quantized_multiplier, quantize_multiplier_smaller_than_one_exp,
 };
 use crate::Error;
+use fast::FastAdd;
 
 /// Bits every offset-corrected int8 input is shifted left by before rescaling (TFLite's
 /// `left_shift` for 8-bit ADD): `255 · 2^20 < 2^28`, so the shifted inputs and their sum fit

@@ -362,7 +362,12 @@ mod tests {
             let s = any_scale(&mut next);
             let a = any_acc(&mut next);
             let want = rescale(a, s);
-            assert_eq!(rescale_fast(a, s), want, "acc {a} scale {s:e} ({:#x})", s.to_bits());
+            assert_eq!(
+                rescale_fast(a, s),
+                want,
+                "acc {a} scale {s:e} ({:#x})",
+                s.to_bits()
+            );
             if let Some(q) = fast_path(a, s) {
                 assert_eq!(q, want, "fast path: acc {a} scale {:#x}", s.to_bits());
                 fast += 1;
@@ -377,7 +382,15 @@ mod tests {
     #[test]
     fn sixteen_bit_halves_multiply_in_full() {
         let mut next = stream(16);
-        let edges = [0u32, 1, 0xffff, 0x1_0000, 0x8000_0000, u32::MAX, u32::MAX - 1];
+        let edges = [
+            0u32,
+            1,
+            0xffff,
+            0x1_0000,
+            0x8000_0000,
+            u32::MAX,
+            u32::MAX - 1,
+        ];
         for &a in &edges {
             for &b in &edges {
                 assert_eq!(wide_mul_halves(a, b), u64::from(a) * u64::from(b));
@@ -385,7 +398,11 @@ mod tests {
         }
         for _ in 0..1_000_000 {
             let (a, b) = (next() as u32, next() as u32);
-            assert_eq!(wide_mul_halves(a, b), u64::from(a) * u64::from(b), "{a} · {b}");
+            assert_eq!(
+                wide_mul_halves(a, b),
+                u64::from(a) * u64::from(b),
+                "{a} · {b}"
+            );
         }
     }
 

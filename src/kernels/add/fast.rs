@@ -131,7 +131,10 @@ impl FastAdd {
         // SaturatingRoundingDoublingHighMul as the floor above (MIN·MIN excluded by `new`).
         let product = i64::from(sum) * i64::from(self.output_multiplier);
         let high = ((product + (1 << 30)) >> 31) as i32;
-        let out = self.output_right.apply(high).wrapping_add(self.output_offset);
+        let out = self
+            .output_right
+            .apply(high)
+            .wrapping_add(self.output_offset);
         clamp(out, self.act_min, self.act_max) as i8
     }
 

@@ -8,7 +8,6 @@
 //! of the same group, so weights are used in their stored order (OHWI, `[outputs][inputs]`)
 //! and every `SMLAD` pairs the right values. Accumulation wraps like TFLite's `int32`.
 
-
 /// Packs two values into one word, `lo` in the low half.
 #[inline(always)]
 pub(crate) fn pack(lo: i32, hi: i32) -> u32 {

@@ -47,12 +47,25 @@ pub(crate) fn dot_1x4(
             groups,
         );
     }
-    #[cfg(all(target_arch = "arm", target_os = "none", not(fixnet_dsp), not(feature = "portable")))]
+    #[cfg(all(
+        target_arch = "arm",
+        target_os = "none",
+        not(fixnet_dsp),
+        not(feature = "portable")
+    ))]
     // SAFETY: as above; the routine reads `len` bytes of `x` and of each row.
     unsafe {
         v6m::dot_1x4(acc, x.as_ptr(), offset, w.as_ptr(), stride, len);
     }
-    #[cfg(not(any(fixnet_dsp, all(target_arch = "arm", target_os = "none", not(fixnet_dsp), not(feature = "portable")))))]
+    #[cfg(not(any(
+        fixnet_dsp,
+        all(
+            target_arch = "arm",
+            target_os = "none",
+            not(fixnet_dsp),
+            not(feature = "portable")
+        )
+    )))]
     {
         let row = |r: usize| super::super::span(w, r * stride, len);
         portable_1x4(acc, x, offset, [row(0)?, row(1)?, row(2)?, row(3)?]);
@@ -61,7 +74,15 @@ pub(crate) fn dot_1x4(
 }
 
 /// [`dot_1x4`] in Rust: one pass over the input, each value widened once for the four rows.
-#[cfg(not(any(fixnet_dsp, all(target_arch = "arm", target_os = "none", not(fixnet_dsp), not(feature = "portable")))))]
+#[cfg(not(any(
+    fixnet_dsp,
+    all(
+        target_arch = "arm",
+        target_os = "none",
+        not(fixnet_dsp),
+        not(feature = "portable")
+    )
+)))]
 #[inline(always)]
 fn portable_1x4(acc: &mut [i32; 4], x: &[i8], offset: i32, rows: [&[i8]; 4]) {
     let [mut a0, mut a1, mut a2, mut a3] = *acc;
@@ -176,7 +197,12 @@ mod dsp {
     );
 }
 
-#[cfg(all(target_arch = "arm", target_os = "none", not(fixnet_dsp), not(feature = "portable")))]
+#[cfg(all(
+    target_arch = "arm",
+    target_os = "none",
+    not(fixnet_dsp),
+    not(feature = "portable")
+))]
 mod v6m {
     /// Arguments of `fixnet_fc_1x4_v6m`, read and written through one pointer.
     #[repr(C)]
