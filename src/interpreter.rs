@@ -531,7 +531,10 @@ pub(crate) fn conv2d_op(
         c.act_max,
     );
     let taps = filter_t.dims.get(1) * filter_t.dims.get(2) * in_shape.channels;
-    let supported = fast::conv2d_pool::supported(taps, conv_shape.channels);
+    // The optimized kernel takes every layer with taps whose input zero point is an int8
+    // value (its padding taps hold the zero point); the reference kernel any other.
+    let supported = fast::conv2d_pool::supported(taps, conv_shape.channels)
+        && i8::try_from(q.input_offset.wrapping_neg()).is_ok();
     match c.fused_pool {
         Some(p) => {
             let out_t = model.tensor(p.output)?;

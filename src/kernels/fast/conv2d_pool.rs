@@ -1,29 +1,33 @@
-//! Optimized int8 convolution, optionally fused with the max pool that follows it; bit-exact
-//! with [`conv2d`](crate::kernels::conv2d) followed by [`max_pool`](crate::kernels::max_pool).
+//! Optimized int8 convolution of any kernel size, stride, padding and channel count,
+//! optionally fused with the max pool that follows it; bit-exact with
+//! [`conv2d`](crate::kernels::conv2d) followed by [`max_pool`](crate::kernels::max_pool).
 //!
-//! For each pooled output pixel, the convolution outputs of its window are computed two at a
-//! time: both pixels' input patches are gathered (padding taps take the input zero point, so
-//! that `x − zero_point` is 0 there, as the reference skips them), widened to 16 bits with the
-//! input offset added, interleaved for the `SMLAD` inner product ([`dot`](super::dot)), and
-//! multiplied with two output channels' weights at once. The maxima are kept per channel and
-//! written once per pooled pixel, so the full-resolution convolution output is never stored.
+//! Output pixels are computed two at a time: both pixels' input patches
+//! ([`Patch`](super::conv_patch)) are widened to 16 bits with the input offset added
+//! ([`widen2`]), then multiplied with every output channel, two channels per pass
+//! ([`mm_2x2`]). Patches longer than [`CHUNK_TAPS`] are taken a chunk at a time and output
+//! channels [`BLOCK`] at a time, so that the stack buffers are fixed whatever the layer. Without
+//! a pool the pair is two neighbouring output pixels; with one, two pixels of the same pool
+//! window, whose maxima are kept per channel and written once per pooled pixel, so the
+//! full-resolution convolution output is never stored.
 //!
 //! Requantization is monotonic in the accumulator when the shift does not overflow-wrap (shift
 //! ≤ 0, the usual case: multipliers below 1), and so is the clamp; then `max(requantize(aᵢ)) =
 //! requantize(max(aᵢ))` exactly and each pooled value is requantized once. Channels with a
 //! positive shift are requantized per pixel instead.
 
-use super::dot::{dot_2x2, pack};
-use crate::kernels::{check_bias, check_window, clamp, span, span_mut, window_taps, Requantize};
+use super::conv_mm::{lane, mm_2x2, widen2};
+use super::conv_patch::Patch;
+use super::conv_requant::ChannelQ;
+use crate::kernels::{check_bias, check_window, clamp, span_mut, window_taps, Requantize};
 use crate::{Error, Shape, Window};
 
-/// Most taps (`kernel_h × kernel_w × input channels`) a filter may have for this kernel; the
-/// interpreter uses the reference kernels beyond.
-pub const MAX_TAPS: usize = 320;
-/// Most output channels for this kernel.
-pub const MAX_CHANNELS: usize = 128;
+/// Taps of a patch widened at once; longer patches are taken in chunks of this many.
+pub const CHUNK_TAPS: usize = 256;
+/// Output channels accumulated at once; more are taken in blocks of this many.
+pub const BLOCK: usize = 64;
 
-const GROUPS: usize = MAX_TAPS.div_ceil(4);
+const CHUNK_GROUPS: usize = CHUNK_TAPS / 4;
 
 /// The max pool applied to the convolution's output.
 #[derive(Clone, Copy, Debug)]
@@ -38,16 +42,18 @@ pub struct PoolWindow {
     pub act_max: i8,
 }
 
-/// True when [`conv2d_pool`] handles a filter of `taps` taps and `channels` output channels.
-pub fn supported(taps: usize, channels: usize) -> bool {
-    taps > 0 && taps <= MAX_TAPS && channels <= MAX_CHANNELS
+/// True when [`conv2d_pool`] handles a filter of `taps` taps and `channels` output channels:
+/// any filter with at least one tap.
+pub fn supported(taps: usize, _channels: usize) -> bool {
+    taps > 0
 }
 
 /// int8 convolution (arguments as [`conv2d`](crate::kernels::conv2d)); with `pool`, the max
 /// pool over its output instead, written to `output` of `output_shape` (the pool's output).
 ///
-/// Errors: those of the reference kernels, plus [`Error::CapacityExceeded`] beyond
-/// [`MAX_TAPS`] taps or [`MAX_CHANNELS`] channels.
+/// Errors: those of the reference kernels, plus [`Error::CapacityExceeded`] for a filter
+/// without taps (no input channels) and [`Error::InvalidParameter`] for an input offset
+/// outside `-127..=128` (no int8 zero point gives one).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_pool(
     input: &[i8],
@@ -132,6 +138,29 @@ pub fn conv2d_pool(
     )
 }
 
+/// The convolution's arguments, checked by [`conv2d_pool`].
+struct Conv<'a> {
+    input: &'a [i8],
+    shape: Shape,
+    window: &'a Window,
+    filter: &'a [i8],
+    bias: &'a [i32],
+    q: &'a Requantize<'a>,
+    pad: i8,
+    taps: usize,
+    out_c: usize,
+}
+
+/// The stack buffers of [`general`].
+struct Buffers {
+    /// The two pixels' widened chunk.
+    x: [[u32; 4]; CHUNK_GROUPS],
+    /// The two pixels' gathered chunk.
+    patch: [[i8; CHUNK_TAPS]; 2],
+    /// One block's accumulators, a channel pair per entry (see [`mm_2x2`]).
+    acc: [[i32; 4]; BLOCK / 2],
+}
+
 /// The general case (arguments checked by [`conv2d_pool`]); its own frame, so that its
 /// buffers and the first-layer kernel's are never on the stack together.
 #[inline(never)]
@@ -148,31 +177,110 @@ fn general(
     output_shape: Shape,
     pad: i8,
 ) -> Result<(), Error> {
-    let in_c = input_shape.channels;
     let out_c = output_shape.channels;
-    let taps = window.kernel_h * window.kernel_w * in_c;
-    // Checked by the caller; restated here, where the optimizer sees them bound the buffers.
-    if !supported(taps, out_c) || out_c == 0 {
+    let taps = window.kernel_h * window.kernel_w * input_shape.channels;
+    if taps == 0 || out_c == 0 {
         return Err(Error::CapacityExceeded);
     }
-    let groups = taps / 4;
-    let all_groups = taps.div_ceil(4);
-    // Two pixels' widened patches, interleaved per group (see `dot_2x2`).
-    let mut xbuf = [[0u32; 4]; GROUPS];
-    let mut patch = [[0i8; 4 * GROUPS]; 2];
-    let mut best = [0i32; MAX_CHANNELS];
-    let best = &mut best[..out_c];
-    let multipliers = q.multipliers.get(..out_c).ok_or(Error::ShapeMismatch)?;
-    let shifts = q.shifts.get(..out_c).ok_or(Error::ShapeMismatch)?;
+    let conv = Conv {
+        input,
+        shape: input_shape,
+        window,
+        filter,
+        bias,
+        q,
+        pad,
+        taps,
+        out_c,
+    };
+    let mut bufs = Buffers {
+        x: [[0; 4]; CHUNK_GROUPS],
+        patch: [[0; CHUNK_TAPS]; 2],
+        acc: [[0; 4]; BLOCK / 2],
+    };
+    let is_identity = pool.window.kernel_h == 1
+        && pool.window.kernel_w == 1
+        && pool.window.stride_h == 1
+        && pool.window.stride_w == 1
+        && pool.window.pad_top == 0
+        && pool.window.pad_left == 0
+        && pool.conv_shape.height == output_shape.height
+        && pool.conv_shape.width == output_shape.width
+        && pool.act_min == i8::MIN
+        && pool.act_max == i8::MAX;
+    if is_identity {
+        unpooled(&conv, &mut bufs, output, output_shape)
+    } else {
+        pooled(&conv, &mut bufs, pool, output, output_shape)
+    }
+}
 
-    let conv = pool.conv_shape;
+/// No pool: neighbouring output pixels in pairs (the last one alone, computed twice).
+fn unpooled(conv: &Conv, bufs: &mut Buffers, output: &mut [i8], shape: Shape) -> Result<(), Error> {
+    let out_c = conv.out_c;
+    let width = shape.width;
+    let count = shape.height * width;
+    if width == 0 {
+        return Ok(());
+    }
+    let (multipliers, shifts) = (conv.q.multipliers, conv.q.shifts);
+    let mut p = 0;
+    while p < count {
+        let alone = p + 1 == count;
+        let p1 = if alone { p } else { p + 1 };
+        let pixels = [(p / width, p % width), (p1 / width, p1 % width)];
+        let outs = span_mut(output, p * out_c, if alone { out_c } else { 2 * out_c })?;
+        let (out0, out1) = outs.split_at_mut(out_c.min(outs.len()));
+        let mut widened = false;
+        let mut c0 = 0;
+        while c0 < out_c {
+            let cn = BLOCK.min(out_c - c0);
+            let acc = accumulate(conv, bufs, pixels, c0, cn, &mut widened)?;
+            for (s, a) in acc.iter().enumerate() {
+                for k in 0..2 {
+                    let c = c0 + 2 * s + k;
+                    if c >= c0 + cn {
+                        break;
+                    }
+                    let (Some(&m), Some(&sh)) = (multipliers.get(c), shifts.get(c)) else {
+                        return Err(Error::ShapeMismatch);
+                    };
+                    let cq = ChannelQ::new(conv.q, m, sh);
+                    if let Some(o) = out0.get_mut(c) {
+                        *o = cq.apply(conv.q, a[k]);
+                    }
+                    if let Some(o) = out1.get_mut(c) {
+                        *o = cq.apply(conv.q, a[2 + k]);
+                    }
+                }
+            }
+            c0 += cn;
+        }
+        p += 2;
+    }
+    Ok(())
+}
+
+/// With a max pool: for each pooled pixel and block of channels, the pixels of its window
+/// in pairs (an odd last one paired with itself), maxima kept per channel.
+fn pooled(
+    conv: &Conv,
+    bufs: &mut Buffers,
+    pool: &PoolWindow,
+    output: &mut [i8],
+    output_shape: Shape,
+) -> Result<(), Error> {
+    let out_c = conv.out_c;
+    let q = conv.q;
+    let (multipliers, shifts) = (q.multipliers, q.shifts);
+    let mut best = [0i32; BLOCK];
+    let cs = pool.conv_shape;
     let pw = &pool.window;
     let mut pixels = output.chunks_exact_mut(out_c);
     for py in 0..output_shape.height {
-        let (fy0, fy1, cy0) = window_taps(py, pw.stride_h, pw.pad_top, pw.kernel_h, conv.height);
+        let (fy0, fy1, cy0) = window_taps(py, pw.stride_h, pw.pad_top, pw.kernel_h, cs.height);
         for px in 0..output_shape.width {
-            let (fx0, fx1, cx0) =
-                window_taps(px, pw.stride_w, pw.pad_left, pw.kernel_w, conv.width);
+            let (fx0, fx1, cx0) = window_taps(px, pw.stride_w, pw.pad_left, pw.kernel_w, cs.width);
             let Some(out) = pixels.next() else {
                 return Ok(());
             };
@@ -182,138 +290,138 @@ fn general(
                 continue;
             }
             let count = rows * cols;
-            best.fill(i32::MIN);
-            let mut k = 0;
-            while k < count {
-                // The next one or two convolution pixels of the window.
-                let second = (k + 1).min(count - 1);
-                for (slot, t) in patch.iter_mut().zip([k, second]) {
-                    let (cy, cx) = (cy0 + t / cols, cx0 + t % cols);
-                    let slot = slot.get_mut(..taps).ok_or(Error::ShapeMismatch)?;
-                    gather(input, input_shape, window, cy, cx, pad, slot)?;
-                }
-                k += 2;
-                let x = xbuf.get_mut(..all_groups).ok_or(Error::ShapeMismatch)?;
-                widen(&patch, q.input_offset, x);
-                let (x, x_tail) = x.split_at_checked(groups).ok_or(Error::ShapeMismatch)?;
-                // Channels two at a time (an odd last one paired with itself), with their
-                // maxima and requantization parameters.
-                let per_pair = best
-                    .chunks_mut(2)
-                    .zip(multipliers.chunks(2).zip(shifts.chunks(2)));
-                for (pair, (best, (m2, s2))) in per_pair.enumerate() {
-                    let c = 2 * pair;
-                    let c1 = (c + 1).min(out_c - 1);
-                    let w0 = span(filter, c * taps, taps)?;
-                    let w1 = span(filter, c1 * taps, taps)?;
-                    let b0 = bias.get(c).copied().unwrap_or(0);
-                    let b1 = bias.get(c1).copied().unwrap_or(0);
-                    let mut acc = [b0, b1, b0, b1];
-                    dot_2x2(&mut acc, x, w0, w1);
-                    // The last `taps % 4` taps, in the last (zero-padded) group of `x`.
-                    if let Some(g) = x_tail.first() {
-                        let w0_tail = w0.chunks_exact(4).remainder();
-                        let w1_tail = w1.chunks_exact(4).remainder();
-                        for (j, (&f0, &f1)) in w0_tail.iter().zip(w1_tail).enumerate() {
-                            // Element j of the group: halves [v0,v2] and [v1,v3].
-                            let word = |base: usize| g[base + (j & 1)];
-                            let half = |w: u32| {
-                                if j >= 2 {
-                                    i32::from((w >> 16) as u16 as i16)
-                                } else {
-                                    i32::from(w as u16 as i16)
-                                }
+            let mut c0 = 0;
+            while c0 < out_c {
+                let cn = BLOCK.min(out_c - c0);
+                let best = best.get_mut(..cn).ok_or(Error::ShapeMismatch)?;
+                best.fill(i32::MIN);
+                let mut k = 0;
+                while k < count {
+                    let second = (k + 1).min(count - 1);
+                    let at = |t: usize| (cy0 + t / cols, cx0 + t % cols);
+                    let mut widened = false;
+                    let acc = accumulate(conv, bufs, [at(k), at(second)], c0, cn, &mut widened)?;
+                    k += 2;
+                    for (s, a) in acc.iter().enumerate() {
+                        for j in 0..2 {
+                            let c = c0 + 2 * s + j;
+                            let (Some(b), Some(&m), Some(&sh)) =
+                                (best.get_mut(2 * s + j), multipliers.get(c), shifts.get(c))
+                            else {
+                                break;
                             };
-                            let (v0, v1) = (half(word(0)), half(word(2)));
-                            let (f0, f1) = (i32::from(f0), i32::from(f1));
-                            acc[0] = acc[0].wrapping_add(v0.wrapping_mul(f0));
-                            acc[1] = acc[1].wrapping_add(v0.wrapping_mul(f1));
-                            acc[2] = acc[2].wrapping_add(v1.wrapping_mul(f0));
-                            acc[3] = acc[3].wrapping_add(v1.wrapping_mul(f1));
+                            let v = if sh <= 0 {
+                                a[j].max(a[2 + j])
+                            } else {
+                                let cq = ChannelQ::new(q, m, sh);
+                                i32::from(cq.apply(q, a[j])).max(i32::from(cq.apply(q, a[2 + j])))
+                            };
+                            *b = (*b).max(v);
                         }
                     }
-                    let pixels_acc = [(acc[0], acc[2]), (acc[1], acc[3])];
-                    for ((best, (&m, &s)), (a, b)) in
-                        best.iter_mut().zip(m2.iter().zip(s2)).zip(pixels_acc)
-                    {
-                        let v = if s <= 0 {
-                            a.max(b)
-                        } else {
-                            i32::from(q.apply(a, m, s)).max(i32::from(q.apply(b, m, s)))
-                        };
-                        *best = (*best).max(v);
-                    }
                 }
-            }
-            let requant = best.iter().zip(multipliers.iter().zip(shifts));
-            for (o, (&b, (&m, &s))) in out.iter_mut().zip(requant) {
-                // Monotone channels (shift ≤ 0) kept the maximum accumulator, the others the
-                // maximum requantized value.
-                let v = if s <= 0 { q.apply(b, m, s) } else { b as i8 };
-                *o = clamp(v, pool.act_min, pool.act_max);
+                let outs = span_mut(out, c0, cn)?;
+                let requant = multipliers.get(c0..).unwrap_or(&[]).iter();
+                let requant = requant.zip(shifts.get(c0..).unwrap_or(&[]));
+                for ((o, &b), (&m, &sh)) in outs.iter_mut().zip(best.iter()).zip(requant) {
+                    // Monotone channels (shift ≤ 0) kept the maximum accumulator, the others
+                    // the maximum requantized value.
+                    let v = if sh <= 0 {
+                        ChannelQ::new(q, m, sh).apply(q, b)
+                    } else {
+                        b as i8
+                    };
+                    *o = clamp(v, pool.act_min, pool.act_max);
+                }
+                c0 += cn;
             }
         }
     }
     Ok(())
 }
 
-/// The input patch of convolution output pixel `(cy, cx)` in filter order (OHWI without the
-/// O), taps outside the input set to `pad`.
-fn gather(
-    input: &[i8],
-    shape: Shape,
-    window: &Window,
-    cy: usize,
-    cx: usize,
-    pad: i8,
-    patch: &mut [i8],
-) -> Result<(), Error> {
-    let c = shape.channels;
-    let row_len = window.kernel_w * c;
-    let (fy0, fy1, iy0) = window_taps(
-        cy,
-        window.stride_h,
-        window.pad_top,
-        window.kernel_h,
-        shape.height,
-    );
-    let (fx0, fx1, ix0) = window_taps(
-        cx,
-        window.stride_w,
-        window.pad_left,
-        window.kernel_w,
-        shape.width,
-    );
-    let full = fy0 == 0 && fy1 == window.kernel_h && fx0 == 0 && fx1 == window.kernel_w;
-    if !full {
-        patch.fill(pad);
+/// The accumulators of output channels `c0..c0 + cn` (`cn ≤ BLOCK`) for the two output
+/// pixels `pixels`, one channel pair per entry (an odd last channel paired with itself).
+/// `widened` says the pixels' patch is already in `bufs.x` (a one-chunk patch is widened
+/// once for all blocks).
+fn accumulate<'b>(
+    conv: &Conv,
+    bufs: &'b mut Buffers,
+    pixels: [(usize, usize); 2],
+    c0: usize,
+    cn: usize,
+    widened: &mut bool,
+) -> Result<&'b [[i32; 4]], Error> {
+    let taps = conv.taps;
+    let slots = cn.div_ceil(2);
+    let pairs = cn / 2;
+    let acc = bufs.acc.get_mut(..slots).ok_or(Error::ShapeMismatch)?;
+    for (s, a) in acc.iter_mut().enumerate() {
+        let c = c0 + 2 * s;
+        let c1 = if 2 * s + 1 < cn { c + 1 } else { c };
+        let b0 = conv.bias.get(c).copied().unwrap_or(0);
+        let b1 = conv.bias.get(c1).copied().unwrap_or(0);
+        *a = [b0, b1, b0, b1];
     }
-    if fx1 == fx0 {
-        return Ok(());
+    let single = taps <= CHUNK_TAPS;
+    let patches = pixels.map(|(y, x)| Patch::new(conv.shape, conv.window, y, x));
+    // The last output channel's row ends the filter: a chunk ending in a partial group must
+    // not read its padding weights there.
+    let holds_last = c0 + cn == conv.out_c;
+    let mut t0 = 0;
+    while t0 < taps {
+        let n = CHUNK_TAPS.min(taps - t0);
+        let groups = n.div_ceil(4);
+        let x = bufs.x.get_mut(..groups).ok_or(Error::ShapeMismatch)?;
+        if !(single && *widened) {
+            let [b0, b1] = &mut bufs.patch;
+            let b0 = b0.get_mut(..groups * 4).ok_or(Error::ShapeMismatch)?;
+            let b1 = b1.get_mut(..groups * 4).ok_or(Error::ShapeMismatch)?;
+            let (i, s, w, pad) = (conv.input, conv.shape, conv.window, conv.pad);
+            let x0 = patches[0].taps(i, s, w, (t0, n), pad, b0)?;
+            let x1 = patches[1].taps(i, s, w, (t0, n), pad, b1)?;
+            widen2(x0, x1, conv.q.input_offset, x)?;
+            *widened = true;
+        }
+        let x = &*x;
+        let w = conv
+            .filter
+            .get(c0 * taps + t0..)
+            .ok_or(Error::ShapeMismatch)?;
+        let tail = n % 4;
+        let risky = usize::from(tail != 0 && holds_last);
+        let safe = slots - risky;
+        let np = pairs.min(safe);
+        let (acc_pairs, rest) = acc.split_at_mut(np);
+        mm_2x2(acc_pairs, x, w, taps, 2 * taps)?;
+        if safe > np {
+            // The odd last channel, alone.
+            let w = w.get(2 * np * taps..).ok_or(Error::ShapeMismatch)?;
+            mm_2x2(rest.get_mut(..1).ok_or(Error::ShapeMismatch)?, x, w, 0, 0)?;
+        }
+        if risky == 1 {
+            // The slot with the filter's last row: whole groups, then the tail by hand.
+            let s = slots - 1;
+            let w1 = if s < pairs { taps } else { 0 };
+            let w = w.get(2 * s * taps..).ok_or(Error::ShapeMismatch)?;
+            let a = acc.get_mut(s..=s).ok_or(Error::ShapeMismatch)?;
+            let whole = n / 4;
+            mm_2x2(a, x.get(..whole).ok_or(Error::ShapeMismatch)?, w, w1, 0)?;
+            let (Some(a), Some(g)) = (a.first_mut(), x.get(whole)) else {
+                return Err(Error::ShapeMismatch);
+            };
+            let r0 = w.get(whole * 4..).ok_or(Error::ShapeMismatch)?;
+            let r1 = w.get(w1 + whole * 4..).ok_or(Error::ShapeMismatch)?;
+            for (j, (&f0, &f1)) in r0.iter().zip(r1).take(tail).enumerate() {
+                let (v0, v1) = (lane(g, 0, j), lane(g, 1, j));
+                let (f0, f1) = (i32::from(f0), i32::from(f1));
+                a[0] = a[0].wrapping_add(v0.wrapping_mul(f0));
+                a[1] = a[1].wrapping_add(v0.wrapping_mul(f1));
+                a[2] = a[2].wrapping_add(v1.wrapping_mul(f0));
+                a[3] = a[3].wrapping_add(v1.wrapping_mul(f1));
+            }
+        }
+        t0 += n;
     }
-    let run = (fx1 - fx0) * c;
-    for (fy, iy) in (fy0..fy1).zip(iy0..) {
-        let src = span(input, (iy * shape.width + ix0) * c, run)?;
-        span_mut(patch, fy * row_len + fx0 * c, run)?.copy_from_slice(src);
-    }
-    Ok(())
-}
-
-/// Widens two patches with the offset added into `out`, one group of four taps per entry:
-/// pixel 0's `[v0,v2]`, `[v1,v3]`, then pixel 1's. A last partial group is padded with zeros.
-fn widen(patch: &[[i8; 4 * GROUPS]; 2], offset: i32, out: &mut [[u32; 4]]) {
-    let [p0, p1] = patch;
-    for ((o, a), b) in out
-        .iter_mut()
-        .zip(p0.chunks_exact(4))
-        .zip(p1.chunks_exact(4))
-    {
-        let v = |px: &[i8], j: usize| i32::from(px[j]) + offset;
-        *o = [
-            pack(v(a, 0), v(a, 2)),
-            pack(v(a, 1), v(a, 3)),
-            pack(v(b, 0), v(b, 2)),
-            pack(v(b, 1), v(b, 3)),
-        ];
-    }
+    Ok(acc)
 }

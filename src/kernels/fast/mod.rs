@@ -8,6 +8,9 @@
 
 pub mod conv2d_pool;
 pub mod conv2d_small;
+mod conv_mm;
+mod conv_patch;
+mod conv_requant;
 mod dot;
 mod fc_dot;
 pub mod fully_connected;
