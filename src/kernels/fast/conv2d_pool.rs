@@ -365,9 +365,6 @@ fn accumulate<'b>(
     }
     let single = taps <= CHUNK_TAPS;
     let patches = pixels.map(|(y, x)| Patch::new(conv.shape, conv.window, y, x));
-    // The last output channel's row ends the filter: a chunk ending in a partial group must
-    // not read its padding weights there.
-    let holds_last = c0 + cn == conv.out_c;
     let mut t0 = 0;
     while t0 < taps {
         let n = CHUNK_TAPS.min(taps - t0);
@@ -388,9 +385,15 @@ fn accumulate<'b>(
             .filter
             .get(c0 * taps + t0..)
             .ok_or(Error::ShapeMismatch)?;
-        let tail = n % 4;
-        let risky = usize::from(tail != 0 && holds_last);
-        let safe = slots - risky;
+        // A chunk ending in a partial group reads its rows' padding weights (multiplied by
+        // zero), up to 3 bytes past each row: the slots whose last row would read past the
+        // filter's end take the partial group by hand.
+        let reads = groups * 4;
+        let last_row = |s: usize| if 2 * s + 1 < cn { 2 * s + 1 } else { 2 * s };
+        let mut safe = slots;
+        while safe > 0 && last_row(safe - 1) * taps + reads > w.len() {
+            safe -= 1;
+        }
         let np = pairs.min(safe);
         let (acc_pairs, rest) = acc.split_at_mut(np);
         mm_2x2(acc_pairs, x, w, taps, 2 * taps)?;
@@ -399,13 +402,12 @@ fn accumulate<'b>(
             let w = w.get(2 * np * taps..).ok_or(Error::ShapeMismatch)?;
             mm_2x2(rest.get_mut(..1).ok_or(Error::ShapeMismatch)?, x, w, 0, 0)?;
         }
-        if risky == 1 {
-            // The slot with the filter's last row: whole groups, then the tail by hand.
-            let s = slots - 1;
-            let w1 = if s < pairs { taps } else { 0 };
+        let whole = n / 4;
+        let tail = n % 4;
+        for s in safe..slots {
+            let w1 = if 2 * s + 1 < cn { taps } else { 0 };
             let w = w.get(2 * s * taps..).ok_or(Error::ShapeMismatch)?;
             let a = acc.get_mut(s..=s).ok_or(Error::ShapeMismatch)?;
-            let whole = n / 4;
             mm_2x2(a, x.get(..whole).ok_or(Error::ShapeMismatch)?, w, w1, 0)?;
             let (Some(a), Some(g)) = (a.first_mut(), x.get(whole)) else {
                 return Err(Error::ShapeMismatch);

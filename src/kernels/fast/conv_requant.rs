@@ -54,7 +54,7 @@ impl ChannelQ {
         } else {
             Kind::Left
         };
-        let e = clamp(-shift, 1, 31) as u32;
+        let e = clamp(shift.saturating_neg(), 1, 31) as u32;
         let k = (1i64 << 30) + (1i64 << (30 + e));
         ChannelQ {
             multiplier,
