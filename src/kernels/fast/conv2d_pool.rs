@@ -245,7 +245,7 @@ fn unpooled(conv: &Conv, bufs: &mut Buffers, output: &mut [i8], shape: Shape) ->
                     let (Some(&m), Some(&sh)) = (multipliers.get(c), shifts.get(c)) else {
                         return Err(Error::ShapeMismatch);
                     };
-                    let cq = ChannelQ::new(conv.q, m, sh);
+                    let cq = ChannelQ::new(m, sh);
                     if let Some(o) = out0.get_mut(c) {
                         *o = cq.apply(conv.q, a[k]);
                     }
@@ -313,7 +313,7 @@ fn pooled(
                             let v = if sh <= 0 {
                                 a[j].max(a[2 + j])
                             } else {
-                                let cq = ChannelQ::new(q, m, sh);
+                                let cq = ChannelQ::new(m, sh);
                                 i32::from(cq.apply(q, a[j])).max(i32::from(cq.apply(q, a[2 + j])))
                             };
                             *b = (*b).max(v);
@@ -327,7 +327,7 @@ fn pooled(
                     // Monotone channels (shift ≤ 0) kept the maximum accumulator, the others
                     // the maximum requantized value.
                     let v = if sh <= 0 {
-                        ChannelQ::new(q, m, sh).apply(q, b)
+                        ChannelQ::new(m, sh).apply(q, b)
                     } else {
                         b as i8
                     };

@@ -1,17 +1,20 @@
 //! Requantization of one output channel, exactly [`Requantize::apply`] but with the
 //! per-channel work done once per channel instead of once per output, and the two roundings
-//! of TFLite's `MultiplyByQuantizedMultiplier` done by one 64-bit multiply-add and a shift.
+//! of TFLite's `MultiplyByQuantizedMultiplier` done by one 64-bit multiply-add, then a
+//! 32-bit add and shift.
 //!
 //! gemmlowp's `SaturatingRoundingDoublingHighMul` adds a nudge of `2^30` (or `1 − 2^30` for a
 //! negative product) and truncates toward zero; for a negative product, truncating
 //! `ab + 1 − 2^30` toward zero is flooring `ab + 2^30` (add `2^31 − 1` before flooring), so
 //! for both signs `y = floor((ab + 2^30) / 2^31)`. `RoundingDivideByPOT(y, e)` for `e ≥ 1` is
 //! `floor((y + 2^(e−1) − [y < 0]) / 2^e)`, and nested floors of divisions by powers of two
-//! are one floor, so the whole is `floor((ab + 2^30 + 2^(30+e) − [y < 0]·2^31) / 2^(31+e))`.
-//! `[y < 0]` may be replaced by `[ab < 0]`: they differ only for `−2^30 ≤ ab < 0`, where both
-//! forms give 0. With `31 + e ≥ 32` the quotient is the high word of the 64-bit sum shifted
-//! right by `e − 1`. The one overflow of the doubling high multiply, `i32::MIN · i32::MIN`,
-//! cannot happen when the multiplier is not `i32::MIN`, which goes the general way.
+//! are one floor, so the whole is `floor((T + 2^(30+e)) / 2^(31+e))` with
+//! `T = ab + 2^30 − [y < 0]·2^31`. `[y < 0]` may be replaced by `[ab < 0]`: they differ only
+//! for `−2^30 ≤ ab < 0`, where both forms give 0. So `T = ab ± 2^30` (one `SMLAL`), and for
+//! `e ≥ 2` the result is `(hi(T) + 2^(e−2)) >> (e − 1)` with `hi(T) = floor(T / 2^32)`, whose
+//! magnitude stays below `2^30 + 1`; for `e = 1` it is `hi(T + 2^31)`. The one overflow of the
+//! doubling high multiply, `i32::MIN · i32::MIN`, needs a multiplier of `i32::MIN`, which goes
+//! the general way.
 
 use crate::kernels::{clamp, Requantize};
 
@@ -21,20 +24,19 @@ pub(crate) struct ChannelQ {
     multiplier: i32,
     /// Left shift before the multiply (`0..=30`), for a channel without right shift.
     left: u32,
-    /// Right shift after it, less one (`0..=30`), for a channel with one.
+    /// Right shift after it less one (`0..=30`), for a channel with one.
     right_less_one: u32,
-    /// The constant added to the product for a non-negative and a negative product.
+    /// `2^(e−2)` for a right shift `e ≥ 2`, else 0.
+    round: i32,
+    /// The constant added to a non-negative and to a negative product.
     add: [i64; 2],
-    output_offset: i32,
-    act_min: i32,
-    act_max: i32,
     kind: Kind,
     shift: i32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    /// A right shift of 1..=31: the fused 64-bit form.
+    /// A right shift of 1..=31: the fused form.
     Right,
     /// A left shift of 0..=30: the doubling high multiply alone.
     Left,
@@ -44,9 +46,9 @@ enum Kind {
 }
 
 impl ChannelQ {
-    /// Channel `(multiplier, shift)` of `q`.
+    /// Channel `(multiplier, shift)` of a layer.
     #[inline(always)]
-    pub(crate) fn new(q: &Requantize, multiplier: i32, shift: i32) -> Self {
+    pub(crate) fn new(multiplier: i32, shift: i32) -> Self {
         let kind = if multiplier == i32::MIN || !(-31..=30).contains(&shift) {
             Kind::General
         } else if shift < 0 {
@@ -55,30 +57,32 @@ impl ChannelQ {
             Kind::Left
         };
         let e = clamp(shift.saturating_neg(), 1, 31) as u32;
-        let k = (1i64 << 30) + (1i64 << (30 + e));
+        let add = if e == 1 {
+            [3 << 30, 1 << 30]
+        } else {
+            [1 << 30, -(1 << 30)]
+        };
         ChannelQ {
             multiplier,
             left: clamp(shift, 0, 30) as u32,
             right_less_one: e - 1,
-            add: [k, k - (1i64 << 31)],
-            output_offset: q.output_offset,
-            act_min: i32::from(q.act_min),
-            act_max: i32::from(q.act_max),
+            round: ((1u32 << e) >> 2) as i32,
+            add,
             kind,
             shift,
         }
     }
 
-    /// The requantized accumulator: `Requantize::apply(acc, multiplier, shift)`.
+    /// The requantized accumulator: `q.apply(acc, multiplier, shift)`.
     #[inline(always)]
     pub(crate) fn apply(&self, q: &Requantize, acc: i32) -> i8 {
         let m = self.multiplier;
         let scaled = match self.kind {
             Kind::Right => {
-                let negative = usize::from((acc ^ m) < 0);
-                let add = self.add.get(negative).copied().unwrap_or(0);
-                let sum = i64::from(acc) * i64::from(m) + add;
-                ((sum >> 32) as i32) >> self.right_less_one
+                let [pos, neg] = self.add;
+                let add = if (acc ^ m) < 0 { neg } else { pos };
+                let high = ((i64::from(acc) * i64::from(m) + add) >> 32) as i32;
+                (high + self.round) >> self.right_less_one
             }
             Kind::Left => {
                 // Wrapping, as TFLite's `x * (1 << shift)`.
@@ -87,8 +91,8 @@ impl ChannelQ {
             }
             Kind::General => return q.apply(acc, m, self.shift),
         };
-        let v = scaled.wrapping_add(self.output_offset);
-        clamp(v, self.act_min, self.act_max) as i8
+        let v = scaled.wrapping_add(q.output_offset);
+        clamp(v, i32::from(q.act_min), i32::from(q.act_max)) as i8
     }
 }
 
@@ -136,7 +140,7 @@ mod tests {
                 act_min: a.min(b),
                 act_max: a.max(b),
             };
-            let c = ChannelQ::new(&q, multiplier, shift);
+            let c = ChannelQ::new(multiplier, shift);
             assert_eq!(
                 c.apply(&q, acc),
                 q.apply(acc, multiplier, shift),
