@@ -151,14 +151,14 @@ struct Conv<'a> {
     out_c: usize,
 }
 
-/// The stack buffers of [`general`].
-struct Buffers {
+/// The stack buffers of [`general`], borrowed (so that they are never moved).
+struct Buffers<'a> {
     /// The two pixels' widened chunk.
-    x: [[u32; 4]; CHUNK_GROUPS],
+    x: &'a mut [[u32; 4]; CHUNK_GROUPS],
     /// The two pixels' gathered chunk.
-    patch: [[i8; CHUNK_TAPS]; 2],
+    patch: &'a mut [[i8; CHUNK_TAPS]; 2],
     /// One block's accumulators, a channel pair per entry (see [`mm_2x2`]).
-    acc: [[i32; 4]; BLOCK / 2],
+    acc: &'a mut [[i32; 4]; BLOCK / 2],
 }
 
 /// The general case (arguments checked by [`conv2d_pool`]); its own frame, so that its
@@ -193,10 +193,13 @@ fn general(
         taps,
         out_c,
     };
+    let mut x = [[0; 4]; CHUNK_GROUPS];
+    let mut patch = [[0; CHUNK_TAPS]; 2];
+    let mut acc = [[0; 4]; BLOCK / 2];
     let mut bufs = Buffers {
-        x: [[0; 4]; CHUNK_GROUPS],
-        patch: [[0; CHUNK_TAPS]; 2],
-        acc: [[0; 4]; BLOCK / 2],
+        x: &mut x,
+        patch: &mut patch,
+        acc: &mut acc,
     };
     let is_identity = pool.window.kernel_h == 1
         && pool.window.kernel_w == 1
@@ -265,7 +268,7 @@ fn unpooled(conv: &Conv, bufs: &mut Buffers, output: &mut [i8], shape: Shape) ->
 /// in pairs (an odd last one paired with itself), maxima kept per channel.
 fn pooled(
     conv: &Conv,
-    bufs: &mut Buffers,
+    bufs: &mut Buffers<'_>,
     pool: &PoolWindow,
     output: &mut [i8],
     output_shape: Shape,
@@ -346,7 +349,7 @@ fn pooled(
 /// once for all blocks).
 fn accumulate<'b>(
     conv: &Conv,
-    bufs: &'b mut Buffers,
+    bufs: &'b mut Buffers<'_>,
     pixels: [(usize, usize); 2],
     c0: usize,
     cn: usize,
@@ -371,7 +374,7 @@ fn accumulate<'b>(
         let groups = n.div_ceil(4);
         let x = bufs.x.get_mut(..groups).ok_or(Error::ShapeMismatch)?;
         if !(single && *widened) {
-            let [b0, b1] = &mut bufs.patch;
+            let [b0, b1] = &mut *bufs.patch;
             let b0 = b0.get_mut(..groups * 4).ok_or(Error::ShapeMismatch)?;
             let b1 = b1.get_mut(..groups * 4).ok_or(Error::ShapeMismatch)?;
             let (i, s, w, pad) = (conv.input, conv.shape, conv.window, conv.pad);
@@ -395,7 +398,7 @@ fn accumulate<'b>(
             safe -= 1;
         }
         let np = pairs.min(safe);
-        let (acc_pairs, rest) = acc.split_at_mut(np);
+        let (acc_pairs, rest) = acc.split_at_mut_checked(np).ok_or(Error::ShapeMismatch)?;
         mm_2x2(acc_pairs, x, w, taps, 2 * taps)?;
         if safe > np {
             // The odd last channel, alone.
