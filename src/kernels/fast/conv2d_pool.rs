@@ -19,7 +19,7 @@
 use super::conv_mm::{lane, mm_2x2, widen2};
 use super::conv_patch::Patch;
 use super::conv_requant::ChannelQ;
-use crate::kernels::{check_bias, check_window, clamp, span, span_mut, window_taps, Requantize};
+use crate::kernels::{check_bias, check_window, clamp, span_mut, window_taps, Requantize};
 use crate::{Error, Shape, Window};
 
 /// Taps of a patch widened at once; longer patches are taken in chunks of this many.
@@ -218,54 +218,48 @@ fn general(
     }
 }
 
-/// No pool: for each block of channels (its requantization prepared once), neighbouring
-/// output pixels in pairs (the last one alone, computed twice).
-fn unpooled(
-    conv: &Conv,
-    bufs: &mut Buffers<'_>,
-    output: &mut [i8],
-    shape: Shape,
-) -> Result<(), Error> {
+/// No pool: neighbouring output pixels in pairs (the last one alone, computed twice).
+fn unpooled(conv: &Conv, bufs: &mut Buffers, output: &mut [i8], shape: Shape) -> Result<(), Error> {
     let out_c = conv.out_c;
     let width = shape.width;
     let count = shape.height * width;
     if width == 0 {
         return Ok(());
     }
-    let mut prepared = [ChannelQ::default(); BLOCK];
-    let mut c0 = 0;
-    while c0 < out_c {
-        let cn = BLOCK.min(out_c - c0);
-        let cq = prepared.get_mut(..cn).ok_or(Error::ShapeMismatch)?;
-        let ms = span(conv.q.multipliers, c0, cn)?;
-        let ss = span(conv.q.shifts, c0, cn)?;
-        for (q, (&m, &s)) in cq.iter_mut().zip(ms.iter().zip(ss)) {
-            *q = ChannelQ::new(m, s);
-        }
-        let cq = &*cq;
-        let mut p = 0;
-        while p < count {
-            let alone = p + 1 == count;
-            let p1 = if alone { p } else { p + 1 };
-            let pixels = [(p / width, p % width), (p1 / width, p1 % width)];
-            let acc = accumulate(conv, bufs, pixels, c0, cn)?;
-            let out0 = span_mut(output, p * out_c + c0, cn)?;
-            for ((o, q), a) in out0.chunks_mut(2).zip(cq.chunks(2)).zip(acc) {
-                for ((o, q), &a) in o.iter_mut().zip(q).zip(a) {
-                    *o = q.apply(conv.q, a);
-                }
-            }
-            if !alone {
-                let out1 = span_mut(output, p1 * out_c + c0, cn)?;
-                for ((o, q), a) in out1.chunks_mut(2).zip(cq.chunks(2)).zip(acc) {
-                    for ((o, q), &a) in o.iter_mut().zip(q).zip(a.get(2..).unwrap_or(&[])) {
-                        *o = q.apply(conv.q, a);
+    let (multipliers, shifts) = (conv.q.multipliers, conv.q.shifts);
+    let mut p = 0;
+    while p < count {
+        let alone = p + 1 == count;
+        let p1 = if alone { p } else { p + 1 };
+        let pixels = [(p / width, p % width), (p1 / width, p1 % width)];
+        let outs = span_mut(output, p * out_c, if alone { out_c } else { 2 * out_c })?;
+        let (out0, out1) = outs.split_at_mut(out_c.min(outs.len()));
+        let mut widened = false;
+        let mut c0 = 0;
+        while c0 < out_c {
+            let cn = BLOCK.min(out_c - c0);
+            let acc = accumulate(conv, bufs, pixels, c0, cn, &mut widened)?;
+            for (s, a) in acc.iter().enumerate() {
+                for k in 0..2 {
+                    let c = c0 + 2 * s + k;
+                    if c >= c0 + cn {
+                        break;
+                    }
+                    let (Some(&m), Some(&sh)) = (multipliers.get(c), shifts.get(c)) else {
+                        return Err(Error::ShapeMismatch);
+                    };
+                    let cq = ChannelQ::new(m, sh);
+                    if let Some(o) = out0.get_mut(c) {
+                        *o = cq.apply(conv.q, a[k]);
+                    }
+                    if let Some(o) = out1.get_mut(c) {
+                        *o = cq.apply(conv.q, a[2 + k]);
                     }
                 }
             }
-            p += 2;
+            c0 += cn;
         }
-        c0 += cn;
+        p += 2;
     }
     Ok(())
 }
@@ -308,7 +302,8 @@ fn pooled(
                 while k < count {
                     let second = (k + 1).min(count - 1);
                     let at = |t: usize| (cy0 + t / cols, cx0 + t % cols);
-                    let acc = accumulate(conv, bufs, [at(k), at(second)], c0, cn)?;
+                    let mut widened = false;
+                    let acc = accumulate(conv, bufs, [at(k), at(second)], c0, cn, &mut widened)?;
                     k += 2;
                     for (s, a) in acc.iter().enumerate() {
                         for j in 0..2 {
@@ -350,12 +345,15 @@ fn pooled(
 
 /// The accumulators of output channels `c0..c0 + cn` (`cn ≤ BLOCK`) for the two output
 /// pixels `pixels`, one channel pair per entry (an odd last channel paired with itself).
+/// `widened` says the pixels' patch is already in `bufs.x` (a one-chunk patch is widened
+/// once for all blocks).
 fn accumulate<'b>(
     conv: &Conv,
     bufs: &'b mut Buffers<'_>,
     pixels: [(usize, usize); 2],
     c0: usize,
     cn: usize,
+    widened: &mut bool,
 ) -> Result<&'b [[i32; 4]], Error> {
     let taps = conv.taps;
     let slots = cn.div_ceil(2);
@@ -368,19 +366,23 @@ fn accumulate<'b>(
         let b1 = conv.bias.get(c1).copied().unwrap_or(0);
         *a = [b0, b1, b0, b1];
     }
+    let single = taps <= CHUNK_TAPS;
     let patches = pixels.map(|(y, x)| Patch::new(conv.shape, conv.window, y, x));
     let mut t0 = 0;
     while t0 < taps {
         let n = CHUNK_TAPS.min(taps - t0);
         let groups = n.div_ceil(4);
         let x = bufs.x.get_mut(..groups).ok_or(Error::ShapeMismatch)?;
-        let [b0, b1] = &mut *bufs.patch;
-        let b0 = b0.get_mut(..groups * 4).ok_or(Error::ShapeMismatch)?;
-        let b1 = b1.get_mut(..groups * 4).ok_or(Error::ShapeMismatch)?;
-        let (i, s, w, pad) = (conv.input, conv.shape, conv.window, conv.pad);
-        let x0 = patches[0].taps(i, s, w, (t0, n), pad, b0)?;
-        let x1 = patches[1].taps(i, s, w, (t0, n), pad, b1)?;
-        widen2(x0, x1, conv.q.input_offset, x)?;
+        if !(single && *widened) {
+            let [b0, b1] = &mut *bufs.patch;
+            let b0 = b0.get_mut(..groups * 4).ok_or(Error::ShapeMismatch)?;
+            let b1 = b1.get_mut(..groups * 4).ok_or(Error::ShapeMismatch)?;
+            let (i, s, w, pad) = (conv.input, conv.shape, conv.window, conv.pad);
+            let x0 = patches[0].taps(i, s, w, (t0, n), pad, b0)?;
+            let x1 = patches[1].taps(i, s, w, (t0, n), pad, b1)?;
+            widen2(x0, x1, conv.q.input_offset, x)?;
+            *widened = true;
+        }
         let x = &*x;
         let w = conv
             .filter

@@ -18,21 +18,20 @@
 
 use crate::kernels::{clamp, Requantize};
 
-/// One channel's requantization, prepared (small: a block of them lives on the stack).
+/// One channel's requantization, prepared.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ChannelQ {
     multiplier: i32,
+    /// Left shift before the multiply (`0..=30`), for a channel without right shift.
+    left: u32,
+    /// Right shift after it less one (`0..=30`), for a channel with one.
+    right_less_one: u32,
     /// `2^(e−2)` for a right shift `e ≥ 2`, else 0.
     round: i32,
-    /// The channel's shift, for [`Kind::General`].
-    shift: i32,
-    /// `2^31` for a right shift of 1 (added to the product's constant), else 0.
-    bias: u32,
-    /// Left shift before the multiply (`0..=30`), for [`Kind::Left`].
-    left: u8,
-    /// Right shift after it less one (`0..=30`), for [`Kind::Right`].
-    right_less_one: u8,
+    /// The constant added to a non-negative and to a negative product.
+    add: [i64; 2],
     kind: Kind,
+    shift: i32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,12 +43,6 @@ enum Kind {
     /// Anything else (a multiplier of `i32::MIN`, a shift out of range):
     /// [`Requantize::apply`] itself.
     General,
-}
-
-impl Default for ChannelQ {
-    fn default() -> Self {
-        ChannelQ::new(0, 0)
-    }
 }
 
 impl ChannelQ {
@@ -64,14 +57,19 @@ impl ChannelQ {
             Kind::Left
         };
         let e = clamp(shift.saturating_neg(), 1, 31) as u32;
+        let add = if e == 1 {
+            [3 << 30, 1 << 30]
+        } else {
+            [1 << 30, -(1 << 30)]
+        };
         ChannelQ {
             multiplier,
+            left: clamp(shift, 0, 30) as u32,
+            right_less_one: e - 1,
             round: ((1u32 << e) >> 2) as i32,
-            shift,
-            bias: if e == 1 { 1 << 31 } else { 0 },
-            left: clamp(shift, 0, 30) as u8,
-            right_less_one: (e - 1) as u8,
+            add,
             kind,
+            shift,
         }
     }
 
@@ -81,14 +79,14 @@ impl ChannelQ {
         let m = self.multiplier;
         let scaled = match self.kind {
             Kind::Right => {
-                let nudge: i64 = if (acc ^ m) < 0 { -(1 << 30) } else { 1 << 30 };
-                let add = nudge + i64::from(self.bias);
+                let [pos, neg] = self.add;
+                let add = if (acc ^ m) < 0 { neg } else { pos };
                 let high = ((i64::from(acc) * i64::from(m) + add) >> 32) as i32;
                 (high + self.round) >> self.right_less_one
             }
             Kind::Left => {
                 // Wrapping, as TFLite's `x * (1 << shift)`.
-                let x = acc.wrapping_shl(u32::from(self.left));
+                let x = acc.wrapping_shl(self.left);
                 ((i64::from(x) * i64::from(m) + (1 << 30)) >> 31) as i32
             }
             Kind::General => return q.apply(acc, m, self.shift),
