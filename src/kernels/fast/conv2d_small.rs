@@ -82,7 +82,7 @@ pub(crate) fn run(
         let (ky, rest) = (t / row_len, t % row_len);
         *at = ky * input_shape.width * c_in + rest;
     }
-    let tap_at = &tap_at[..taps];
+    let tap_at = tap_at.get(..taps).ok_or(Error::ShapeMismatch)?;
     let mut pixels = output.chunks_exact_mut(out_c);
     for py in 0..output_shape.height {
         let (fy0, fy1, cy0) = window_taps(py, pw.stride_h, pw.pad_top, pw.kernel_h, conv.height);
