@@ -1,0 +1,220 @@
+//! The 3×3 sweep of the depthwise kernel ([`depthwise`](super::depthwise)) in Armv7E-M
+//! assembly, for strides 1 and 2 along the plane's rows (any stride across them).
+//!
+//! The plane's rows are read a word at a time: two neighbouring `i16` taps `[p_k, p_k+1]`
+//! (low half first). With each kernel row's weights packed as `A = [w0, w1]` and
+//! `C = [w1, w2]`, all six words in registers:
+//!
+//! * stride 1, outputs `2j` and `2j+1` together, from the words `E0 = [p_2j, p_2j+1]` and
+//!   `E1 = [p_2j+2, p_2j+3]`: `out_2j += SMLAD(E0, A) + SMLABT(E1, C)` and
+//!   `out_2j+1 += SMLATB(E0, A) + SMLAD(E1, C)`, so each word loaded serves both outputs;
+//! * stride 2, one output from `[p_2o, p_2o+1]` and `[p_2o+2, p_2o+3]`:
+//!   `SMLAD(·, A) + SMLABT(·, C)`.
+//!
+//! Every product is an `i16` plane value times an int8 weight, summed in 32 bits: the same
+//! integers as the portable sweep, so the same accumulators.
+
+use super::depthwise::Geom;
+use crate::Error;
+
+/// Runs the assembly sweep when it applies to `g` (3×3, stride 1 or 2 along the rows, a DSP
+/// target) and returns whether it did; the caller sweeps with the portable code otherwise.
+/// Arguments as [`sweep`](super::depthwise::sweep)'s; `plane` must be word aligned.
+#[cfg(fixnet_dsp)]
+pub(super) fn run(
+    plane: &[i16],
+    g: &Geom,
+    w: &[i32],
+    rows: usize,
+    acc: &mut [i32],
+) -> Result<bool, Error> {
+    if g.ku != 3 || g.kv != 3 || !(g.su == 1 || g.su == 2) || rows == 0 {
+        return Ok(false);
+    }
+    let &[a0, a1, a2, b0, b1, b2, c0, c1, c2] = w else {
+        return Ok(false);
+    };
+    let pack = super::dot::pack;
+    // What the assembly reads and writes, checked against the slices it is given: rows
+    // `(rows − 1) · sv + 3` of the plane, the columns up to `(acc_pitch − 1) · su + 3` of
+    // each, and `rows · acc_pitch` accumulators.
+    let last_col = (g.acc_pitch - 1) * g.su + 3;
+    let plane_rows = (rows - 1) * g.sv + 3;
+    if last_col >= g.pitch
+        || plane_rows * g.pitch > plane.len()
+        || rows * g.acc_pitch > acc.len()
+        || g.acc_pitch % 2 != 0
+        || g.pitch % 2 != 0
+        || plane.as_ptr() as usize % 4 != 0
+    {
+        return Err(Error::ShapeMismatch);
+    }
+    let mut args = dsp::Args {
+        w: [
+            pack(a0, a1),
+            pack(a1, a2),
+            pack(b0, b1),
+            pack(b1, b2),
+            pack(c0, c1),
+            pack(c1, c2),
+        ],
+        plane: plane.as_ptr(),
+        row_bytes: g.pitch * 2,
+        acc: acc.as_mut_ptr(),
+        acc_row_bytes: g.acc_pitch * 4,
+        rows,
+        row_step: g.sv * g.pitch * 2,
+    };
+    // SAFETY: the reads and writes are inside `plane` and `acc` (checked above), `plane` is
+    // word aligned with an even pitch, so every word read is aligned.
+    unsafe { dsp::sweep(&mut args, g.su == 1) };
+    Ok(true)
+}
+
+/// The portable build has no assembly sweep.
+#[cfg(not(fixnet_dsp))]
+pub(super) fn run(
+    _plane: &[i16],
+    _g: &Geom,
+    _w: &[i32],
+    _rows: usize,
+    _acc: &mut [i32],
+) -> Result<bool, Error> {
+    Ok(false)
+}
+
+#[cfg(fixnet_dsp)]
+mod dsp {
+    /// Arguments of both routines, read through one pointer.
+    #[repr(C)]
+    pub(super) struct Args {
+        /// `A0 C0 A1 C1 A2 C2`.
+        pub w: [u32; 6],
+        pub plane: *const i16,
+        pub row_bytes: usize,
+        pub acc: *mut i32,
+        pub acc_row_bytes: usize,
+        pub rows: usize,
+        pub row_step: usize,
+    }
+
+    extern "C" {
+        fn fixnet_dw3x3_s1(args: *const Args);
+        fn fixnet_dw3x3_s2(args: *const Args);
+    }
+
+    /// # Safety
+    /// `args` must describe reads and writes inside live buffers, as [`super::run`] checks.
+    pub(super) unsafe fn sweep(args: &mut Args, stride1: bool) {
+        // SAFETY: the caller's; both routines follow the AAPCS.
+        unsafe {
+            if stride1 {
+                fixnet_dw3x3_s1(args);
+            } else {
+                fixnet_dw3x3_s2(args);
+            }
+        }
+    }
+
+    // r0: a pair of taps; r1-r6: A0 C0 A1 C1 A2 C2; r7: plane (row 0 of the output's
+    // window; rows 1 and 2 at +r8, +2·r8); r8: plane row bytes; r9: accumulators; r10: end
+    // of this row's accumulators; r11, r12: the outputs; lr: start of this output row's
+    // window. Stack: accumulator row bytes, rows left, row step.
+    core::arch::global_asm!(
+        ".macro fixnet_dw3x3_enter",
+        "push {{r4-r11, lr}}",
+        "sub sp, sp, #16",
+        "ldr r7, [r0, #24]",
+        "ldr r8, [r0, #28]",
+        "ldr r9, [r0, #32]",
+        "ldr r10, [r0, #36]",
+        "ldr r11, [r0, #40]",
+        "ldr r12, [r0, #44]",
+        "str r10, [sp, #0]",
+        "str r11, [sp, #4]",
+        "str r12, [sp, #8]",
+        "ldm r0, {{r1-r6}}",
+        "mov lr, r7",
+        ".endm",
+        // Next output row; leaves when none is left.
+        ".macro fixnet_dw3x3_next_row row_loop",
+        "ldr r0, [sp, #8]",
+        "add lr, lr, r0",
+        "mov r7, lr",
+        "ldr r0, [sp, #4]",
+        "subs r0, r0, #1",
+        "str r0, [sp, #4]",
+        "bne \\row_loop",
+        "add sp, sp, #16",
+        "pop {{r4-r11, pc}}",
+        ".endm",
+        // Stride 1: two outputs per pass.
+        ".section .text.fixnet_dw3x3_s1,\"ax\",%progbits",
+        ".global fixnet_dw3x3_s1",
+        ".type fixnet_dw3x3_s1,%function",
+        ".p2align 2",
+        ".thumb_func",
+        "fixnet_dw3x3_s1:",
+        "fixnet_dw3x3_enter",
+        "3:",
+        "ldr r0, [sp, #0]",
+        "add r10, r9, r0",
+        "1:",
+        "ldr r0, [r7]",
+        "smuad r11, r0, r1",
+        "smultb r12, r0, r1",
+        "ldr r0, [r7, r8]",
+        "smlad r11, r0, r3, r11",
+        "smlatb r12, r0, r3, r12",
+        "ldr r0, [r7, r8, lsl #1]",
+        "smlad r11, r0, r5, r11",
+        "smlatb r12, r0, r5, r12",
+        "add r7, r7, #4",
+        "ldr r0, [r7]",
+        "smlabt r11, r0, r2, r11",
+        "smlad r12, r0, r2, r12",
+        "ldr r0, [r7, r8]",
+        "smlabt r11, r0, r4, r11",
+        "smlad r12, r0, r4, r12",
+        "ldr r0, [r7, r8, lsl #1]",
+        "smlabt r11, r0, r6, r11",
+        "smlad r12, r0, r6, r12",
+        "strd r11, r12, [r9], #8",
+        "cmp r9, r10",
+        "bne 1b",
+        "fixnet_dw3x3_next_row 3b",
+        ".size fixnet_dw3x3_s1, . - fixnet_dw3x3_s1",
+        // Stride 2: one output per pass.
+        ".section .text.fixnet_dw3x3_s2,\"ax\",%progbits",
+        ".global fixnet_dw3x3_s2",
+        ".type fixnet_dw3x3_s2,%function",
+        ".p2align 2",
+        ".thumb_func",
+        "fixnet_dw3x3_s2:",
+        "fixnet_dw3x3_enter",
+        "3:",
+        "ldr r0, [sp, #0]",
+        "add r10, r9, r0",
+        "1:",
+        "ldr r0, [r7]",
+        "smuad r11, r0, r1",
+        "ldr r0, [r7, r8]",
+        "smlad r11, r0, r3, r11",
+        "ldr r0, [r7, r8, lsl #1]",
+        "smlad r11, r0, r5, r11",
+        "add r7, r7, #4",
+        "ldr r0, [r7]",
+        "smlabt r11, r0, r2, r11",
+        "ldr r0, [r7, r8]",
+        "smlabt r11, r0, r4, r11",
+        "ldr r0, [r7, r8, lsl #1]",
+        "smlabt r11, r0, r6, r11",
+        "str r11, [r9], #4",
+        "cmp r9, r10",
+        "bne 1b",
+        "fixnet_dw3x3_next_row 3b",
+        ".size fixnet_dw3x3_s2, . - fixnet_dw3x3_s2",
+        ".purgem fixnet_dw3x3_enter",
+        ".purgem fixnet_dw3x3_next_row",
+    );
+}
