@@ -25,12 +25,12 @@ use super::requant::ChanQ;
 use crate::kernels::{self, check_bias, check_window, clamp, span, span_mut, Requantize};
 use crate::{Error, Shape, Window};
 
-/// `i16` elements of the plane buffer (2 KiB of stack).
-pub const PLANE_LEN: usize = 1024;
+/// `i16` elements of the plane buffer (1 KiB of stack).
+pub const PLANE_LEN: usize = 512;
 /// 32-bit accumulators of one strip (1 KiB of stack).
 pub const ACC_LEN: usize = 256;
-/// Most kernel taps (`kernel_h · kernel_w`) this kernel takes.
-pub const MAX_TAPS: usize = 64;
+/// Most kernel taps (`kernel_h · kernel_w`) this kernel takes: 5×5.
+pub const MAX_TAPS: usize = 25;
 
 /// The plane, word aligned: the assembly reads it a word (two taps) at a time.
 #[repr(C, align(4))]
@@ -290,8 +290,10 @@ fn fill_plane(
         // The whole run is inside `input`: its last element is.
         span(input, start + (n - 1) * g.in_step_u, 1)?;
         let src = input.get(start..).ok_or(Error::ShapeMismatch)?;
-        for (d, &x) in body.iter_mut().zip(src.iter().step_by(g.in_step_u)) {
-            *d = (i32::from(x) + offset) as i16;
+        for (d, x) in body.iter_mut().zip(src.chunks(g.in_step_u)) {
+            if let Some(&x) = x.first() {
+                *d = (i32::from(x) + offset) as i16;
+            }
         }
     }
     Ok(())
@@ -373,14 +375,19 @@ fn store(
     if g.acc_pitch == 0 || g.out_step_u == 0 {
         return Err(Error::ShapeMismatch);
     }
+    if super::dw3x3::store(out, acc, g, rows, cq, zp, lo == -128 && hi == 127)? {
+        return Ok(());
+    }
     for (r, acc_row) in acc.chunks_exact(g.acc_pitch).take(rows).enumerate() {
         let start = r * g.out_step_v;
-        // The row's last output is inside `out`, so `take` below takes them all.
-        span(out, start + (g.out_u - 1) * g.out_step_u, 1)?;
+        // The row's last output is inside `out`, so the zip below writes them all.
+        span(out, start + g.out_u.saturating_sub(1) * g.out_step_u, 1)?;
         let dst = out.get_mut(start..).ok_or(Error::ShapeMismatch)?;
-        let pairs = dst.iter_mut().step_by(g.out_step_u).zip(acc_row);
-        for (d, &a) in pairs.take(g.out_u) {
-            *d = clamp(cq.apply(a).wrapping_add(zp), lo, hi) as i8;
+        let acc_row = acc_row.get(..g.out_u).ok_or(Error::ShapeMismatch)?;
+        for (d, &a) in dst.chunks_mut(g.out_step_u).zip(acc_row) {
+            if let Some(d) = d.first_mut() {
+                *d = clamp(cq.apply(a).wrapping_add(zp), lo, hi) as i8;
+            }
         }
     }
     Ok(())

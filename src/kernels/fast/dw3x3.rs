@@ -1,5 +1,6 @@
-//! The 3×3 sweep of the depthwise kernel ([`depthwise`](super::depthwise)) in Armv7E-M
-//! assembly, for strides 1 and 2 along the plane's rows (any stride across them).
+//! The depthwise kernel's ([`depthwise`](super::depthwise)) Armv7E-M assembly: the 3×3
+//! sweep, for strides 1 and 2 along the plane's rows (any stride across them), and the
+//! requantizing store of full-range (no clamp) layers.
 //!
 //! The plane's rows are read a word at a time: two neighbouring `i16` taps `[p_k, p_k+1]`
 //! (low half first). With each kernel row's weights packed as `A = [w0, w1]` and
@@ -15,6 +16,7 @@
 //! integers as the portable sweep, so the same accumulators.
 
 use super::depthwise::Geom;
+use super::requant::ChanQ;
 use crate::Error;
 
 /// Runs the assembly sweep when it applies to `g` (3×3, stride 1 or 2 along the rows, a DSP
@@ -71,6 +73,63 @@ pub(super) fn run(
     Ok(true)
 }
 
+/// Requantizes a strip of one channel's accumulators into `out` (which starts at the
+/// strip's first output of that channel) with `SMMULR` and `SSAT` when the layer has no
+/// clamp (`act_min = −128`, `act_max = 127`), and returns whether it did; arguments as
+/// [`store`](super::depthwise)'s.
+#[cfg(fixnet_dsp)]
+pub(super) fn store(
+    out: &mut [i8],
+    acc: &[i32],
+    g: &Geom,
+    rows: usize,
+    cq: &ChanQ,
+    zp: i32,
+    full_range: bool,
+) -> Result<bool, Error> {
+    if !full_range || rows == 0 || g.out_u == 0 {
+        return Ok(false);
+    }
+    // The last output written, and the accumulators read, are inside the slices.
+    let last = (rows - 1) * g.out_step_v + (g.out_u - 1) * g.out_step_u;
+    if last >= out.len() || rows * g.acc_pitch > acc.len() || g.acc_pitch < g.out_u {
+        return Err(Error::ShapeMismatch);
+    }
+    let args = dsp::StoreArgs {
+        acc: acc.as_ptr(),
+        out: out.as_mut_ptr(),
+        step_u: g.out_step_u,
+        step_v: g.out_step_v,
+        count: g.out_u,
+        acc_skip: (g.acc_pitch - g.out_u) * 4,
+        rows,
+        bias: cq.bias,
+        multiplier: cq.multiplier,
+        left: cq.left,
+        round: cq.round,
+        right: cq.right,
+        zp,
+    };
+    // SAFETY: reads `rows · acc_pitch` accumulators and writes the outputs up to `last`,
+    // both checked above.
+    unsafe { dsp::store(&args) };
+    Ok(true)
+}
+
+/// The portable build has no assembly store.
+#[cfg(not(fixnet_dsp))]
+pub(super) fn store(
+    _out: &mut [i8],
+    _acc: &[i32],
+    _g: &Geom,
+    _rows: usize,
+    _cq: &ChanQ,
+    _zp: i32,
+    _full_range: bool,
+) -> Result<bool, Error> {
+    Ok(false)
+}
+
 /// The portable build has no assembly sweep.
 #[cfg(not(fixnet_dsp))]
 pub(super) fn run(
@@ -98,9 +157,36 @@ mod dsp {
         pub row_step: usize,
     }
 
+    /// Arguments of `fixnet_dw_store` (steps in bytes).
+    #[repr(C)]
+    pub(super) struct StoreArgs {
+        pub acc: *const i32,
+        pub out: *mut i8,
+        pub step_u: usize,
+        pub step_v: usize,
+        pub count: usize,
+        pub acc_skip: usize,
+        pub rows: usize,
+        pub bias: i32,
+        pub multiplier: i32,
+        pub left: u32,
+        pub round: i32,
+        pub right: u32,
+        pub zp: i32,
+    }
+
     extern "C" {
         fn fixnet_dw3x3_s1(args: *const Args);
         fn fixnet_dw3x3_s2(args: *const Args);
+        fn fixnet_dw_store(args: *const StoreArgs);
+    }
+
+    /// # Safety
+    /// `args` must describe reads and writes inside live buffers, as [`super::store`]
+    /// checks.
+    pub(super) unsafe fn store(args: &StoreArgs) {
+        // SAFETY: the caller's; the routine follows the AAPCS.
+        unsafe { fixnet_dw_store(args) };
     }
 
     /// # Safety
@@ -216,5 +302,60 @@ mod dsp {
         ".size fixnet_dw3x3_s2, . - fixnet_dw3x3_s2",
         ".purgem fixnet_dw3x3_enter",
         ".purgem fixnet_dw3x3_next_row",
+    );
+
+    // r0: accumulators; r1: output; r2: outputs left in the row; r3: output step; r4: bias;
+    // r5: multiplier; r6: left shift; r7: 2^e; r8: e + 1; r9: output zero point; r10, r11:
+    // working values; r12: this row's first output; lr: rows left. Stack: row step,
+    // outputs per row, accumulators to skip at a row's end. Per output, ChanQ::apply:
+    // a = (acc + bias) << left; y = SMMULR(a, m); (2y + 2^e − [y < 0]) >> (e + 1).
+    core::arch::global_asm!(
+        ".section .text.fixnet_dw_store,\"ax\",%progbits",
+        ".global fixnet_dw_store",
+        ".type fixnet_dw_store,%function",
+        ".p2align 2",
+        ".thumb_func",
+        "fixnet_dw_store:",
+        "push {{r4-r11, lr}}",
+        "sub sp, sp, #16",
+        "ldr r4, [r0, #12]",
+        "str r4, [sp, #0]",
+        "ldr r4, [r0, #16]",
+        "str r4, [sp, #4]",
+        "ldr r4, [r0, #20]",
+        "str r4, [sp, #8]",
+        "ldr lr, [r0, #24]",
+        "ldr r1, [r0, #4]",
+        "ldr r3, [r0, #8]",
+        "add r10, r0, #28",
+        "ldm r10, {{r4-r9}}",
+        "ldr r0, [r0, #0]",
+        "mov r12, r1",
+        "3:",
+        "ldr r2, [sp, #4]",
+        "1:",
+        "ldr r10, [r0], #4",
+        "add r10, r10, r4",
+        "lsl r10, r10, r6",
+        "smmulr r11, r10, r5",
+        "add r10, r7, r11, lsl #1",
+        "sub r10, r10, r11, lsr #31",
+        "asr r10, r10, r8",
+        "add r10, r10, r9",
+        "ssat r10, #8, r10",
+        "strb r10, [r1]",
+        "add r1, r1, r3",
+        "subs r2, r2, #1",
+        "bne 1b",
+        "ldr r10, [sp, #8]",
+        "add r0, r0, r10",
+        "ldr r10, [sp, #0]",
+        "add r12, r12, r10",
+        "mov r1, r12",
+        "subs lr, lr, #1",
+        "bne 3b",
+        "add sp, sp, #16",
+        "pop {{r4-r11, pc}}",
+        ".size fixnet_dw_store, . - fixnet_dw_store",
     );
 }

@@ -1,15 +1,18 @@
 //! TFLite's per-channel requantization (`MultiplyByQuantizedMultiplier`, double rounding) in
 //! a few instructions, for accumulators known to be small enough.
 //!
-//! When `|acc · 2^(left+1)| < 2^31` nothing in TFLite's arithmetic wraps, and its two
+//! When `|acc · 2^(left+1)| < 2^30` nothing in TFLite's arithmetic wraps, and its two
 //! roundings simplify:
 //!
 //! * `SaturatingRoundingDoublingHighMul(a, m)` is `⌊(a·m + 2^30) / 2^31⌋` (its nudge
 //!   `1 − 2^30` for negative products, then truncation toward zero, is the same as adding
 //!   `2^30` and flooring), which is `⌊(2a·m + 2^31) / 2^32⌋`: one `SMMULR` of the doubled
 //!   accumulator on Armv7E-M.
-//! * `RoundingDivideByPOT(y, e)` (ties away from zero) is `(y + 2^(e−1) − [y < 0]) >> e`
-//!   for `e ≥ 1`, with an arithmetic shift.
+//! * `RoundingDivideByPOT(y, e)` (ties away from zero) is `(2y + 2^e − [y < 0]) >> (e + 1)`
+//!   with an arithmetic shift, for every `e ≥ 0`: for `e = 0` the numerator is `2y` or
+//!   `2y + 1`; for `e ≥ 1` it is the textbook `(y + 2^(e−1) − [y < 0]) >> e` with both
+//!   sides doubled, and the odd `− 1` cannot cross a multiple of `2^(e+1)` that the even
+//!   `− 2` would not.
 //!
 //! [`ChanQ::new`] checks that bound for every accumulator a layer can produce, from the
 //! bias, the tap count and the input offset.
@@ -17,14 +20,14 @@
 /// One output channel's requantization, prepared by [`ChanQ::new`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ChanQ {
-    bias: i32,
-    multiplier: i32,
+    pub(super) bias: i32,
+    pub(super) multiplier: i32,
     /// TFLite's left shift plus one (the doubling `SMMULR` needs).
-    left: u32,
-    /// TFLite's right shift, `0..=31`.
-    right: u32,
-    /// `2^(right−1)`, or 0 when `right` is 0.
-    half: i32,
+    pub(super) left: u32,
+    /// `2^e` for TFLite's right shift `e` (`0..=30`).
+    pub(super) round: i32,
+    /// `e + 1`.
+    pub(super) right: u32,
 }
 
 impl ChanQ {
@@ -39,27 +42,26 @@ impl ChanQ {
         taps: usize,
         offset: i32,
     ) -> Option<Self> {
-        if !(-31..=30).contains(&shift) {
+        if !(-30..=30).contains(&shift) {
             return None;
         }
         let left = shift.max(0).unsigned_abs() + 1;
-        let right = shift.min(0).unsigned_abs();
+        let e = shift.min(0).unsigned_abs();
         let x_max = 128 + i64::from(offset.unsigned_abs());
         let bound = i64::try_from(taps)
             .ok()?
             .checked_mul(128 * x_max)?
             .checked_add(i64::from(bias.unsigned_abs()))?
             .checked_mul(1i64.checked_shl(left)?)?;
-        if bound >= 1i64 << 31 {
+        if bound >= 1i64 << 30 {
             return None;
         }
-        let half = if right == 0 { 0 } else { 1i32 << (right - 1) };
         Some(ChanQ {
             bias,
             multiplier,
             left,
-            right,
-            half,
+            round: 1i32.checked_shl(e)?,
+            right: e + 1,
         })
     }
 
@@ -69,13 +71,10 @@ impl ChanQ {
     pub(crate) fn apply(&self, acc: i32) -> i32 {
         let a = acc.wrapping_add(self.bias).wrapping_shl(self.left);
         let y = high_mul_round(a, self.multiplier);
-        if self.right == 0 {
-            y
-        } else {
-            y.wrapping_add(self.half)
-                .wrapping_add(y >> 31)
-                .wrapping_shr(self.right)
-        }
+        y.wrapping_shl(1)
+            .wrapping_add(self.round)
+            .wrapping_sub(i32::from(y < 0))
+            .wrapping_shr(self.right)
     }
 }
 
@@ -190,6 +189,7 @@ mod tests {
         let mut checked = 0;
         for _ in 0..200_000 {
             let shift = (next() % 40) as i32 - 33;
+            let shift = if next() % 4 == 0 { 0 } else { shift };
             let multiplier = (next() | 0x4000_0000) as i32 & 0x7FFF_FFFF;
             let multiplier = if next() % 8 == 0 {
                 -multiplier
