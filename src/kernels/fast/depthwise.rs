@@ -238,6 +238,8 @@ fn run(
         let rows = g.strip.min(g.out_v - v0);
         let plane = span_mut(&mut plane.0, 0, g.in_rows(rows) * g.pitch)?;
         let acc = span_mut(&mut acc, 0, rows * g.acc_pitch)?;
+        // The padding is the same for every channel: zeroed once, never written.
+        plane.fill(0);
         for ic in 0..in_c {
             fill_plane(plane, input, g, v0 * g.sv, ic, q.input_offset)?;
             for c in ic * depth_multiplier..(ic + 1) * depth_multiplier {
@@ -260,7 +262,7 @@ fn run(
 
 /// Copies input channel `ic` into the plane: plane row `r` is the input's `v` row
 /// `first + r − pad_v` (padded coordinates), column `k` its `u` column `k − pad_u`, each
-/// value plus `offset`; rows and columns outside the input are zero.
+/// value plus `offset`. Rows and columns outside the input are left as they are (zero).
 fn fill_plane(
     plane: &mut [i16],
     input: &[i8],
@@ -274,15 +276,10 @@ fn fill_plane(
     }
     for (r, row) in plane.chunks_exact_mut(g.pitch).enumerate() {
         let v = (first + r).checked_sub(g.pad_v).filter(|&v| v < g.in_v);
-        let Some(v) = v else {
-            row.fill(0);
+        let (Some(v), Some(body)) = (v, row.get_mut(g.pad_u..)) else {
             continue;
         };
-        let (head, rest) = row.split_at_mut(g.pad_u.min(g.pitch));
-        head.fill(0);
-        let n = g.in_u.min(rest.len());
-        let (body, tail) = rest.split_at_mut(n);
-        tail.fill(0);
+        let n = g.in_u.min(body.len());
         if n == 0 {
             continue;
         }
@@ -290,7 +287,7 @@ fn fill_plane(
         // The whole run is inside `input`: its last element is.
         span(input, start + (n - 1) * g.in_step_u, 1)?;
         let src = input.get(start..).ok_or(Error::ShapeMismatch)?;
-        for (d, x) in body.iter_mut().zip(src.chunks(g.in_step_u)) {
+        for (d, x) in body.iter_mut().take(n).zip(src.chunks(g.in_step_u)) {
             if let Some(&x) = x.first() {
                 *d = (i32::from(x) + offset) as i16;
             }
@@ -375,7 +372,7 @@ fn store(
     if g.acc_pitch == 0 || g.out_step_u == 0 {
         return Err(Error::ShapeMismatch);
     }
-    if super::dw3x3::store(out, acc, g, rows, cq, zp, lo == -128 && hi == 127)? {
+    if super::dw3x3::store(out, acc, g, rows, cq, zp, lo as i8, hi as i8)? {
         return Ok(());
     }
     for (r, acc_row) in acc.chunks_exact(g.acc_pitch).take(rows).enumerate() {

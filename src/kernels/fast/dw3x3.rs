@@ -1,6 +1,6 @@
 //! The depthwise kernel's ([`depthwise`](super::depthwise)) Armv7E-M assembly: the 3×3
 //! sweep, for strides 1 and 2 along the plane's rows (any stride across them), and the
-//! requantizing store of full-range (no clamp) layers.
+//! requantizing store.
 //!
 //! The plane's rows are read a word at a time: two neighbouring `i16` taps `[p_k, p_k+1]`
 //! (low half first). With each kernel row's weights packed as `A = [w0, w1]` and
@@ -74,10 +74,11 @@ pub(super) fn run(
 }
 
 /// Requantizes a strip of one channel's accumulators into `out` (which starts at the
-/// strip's first output of that channel) with `SMMULR` and `SSAT` when the layer has no
-/// clamp (`act_min = −128`, `act_max = 127`), and returns whether it did; arguments as
-/// [`store`](super::depthwise)'s.
+/// strip's first output of that channel) with `SMMULR`, `SSAT` and, for a clamp narrower
+/// than int8 (`lo`, `hi`), byte-wise `SSUB8`/`SEL`; returns whether it did (always, on a
+/// DSP target). Arguments as [`store`](super::depthwise)'s.
 #[cfg(fixnet_dsp)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn store(
     out: &mut [i8],
     acc: &[i32],
@@ -85,10 +86,11 @@ pub(super) fn store(
     rows: usize,
     cq: &ChanQ,
     zp: i32,
-    full_range: bool,
+    lo: i8,
+    hi: i8,
 ) -> Result<bool, Error> {
-    if !full_range || rows == 0 || g.out_u == 0 {
-        return Ok(false);
+    if rows == 0 || g.out_u == 0 {
+        return Ok(true);
     }
     // The last output written, and the accumulators read, are inside the slices.
     let last = (rows - 1) * g.out_step_v + (g.out_u - 1) * g.out_step_u;
@@ -99,7 +101,9 @@ pub(super) fn store(
         acc: acc.as_ptr(),
         out: out.as_mut_ptr(),
         step_u: g.out_step_u,
-        step_v: g.out_step_v,
+        // From one row's end (after `out_u` steps) to the next row's start; wraps when
+        // negative (transposed layers), as the address arithmetic does.
+        row_skip: g.out_step_v.wrapping_sub(g.out_u * g.out_step_u),
         count: g.out_u,
         acc_skip: (g.acc_pitch - g.out_u) * 4,
         rows,
@@ -109,15 +113,18 @@ pub(super) fn store(
         round: cq.round,
         right: cq.right,
         zp,
+        lo: u32::from(lo as u8),
+        hi: u32::from(hi as u8),
     };
     // SAFETY: reads `rows · acc_pitch` accumulators and writes the outputs up to `last`,
     // both checked above.
-    unsafe { dsp::store(&args) };
+    unsafe { dsp::store(&args, lo != i8::MIN || hi != i8::MAX) };
     Ok(true)
 }
 
 /// The portable build has no assembly store.
 #[cfg(not(fixnet_dsp))]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn store(
     _out: &mut [i8],
     _acc: &[i32],
@@ -125,7 +132,8 @@ pub(super) fn store(
     _rows: usize,
     _cq: &ChanQ,
     _zp: i32,
-    _full_range: bool,
+    _lo: i8,
+    _hi: i8,
 ) -> Result<bool, Error> {
     Ok(false)
 }
@@ -163,7 +171,7 @@ mod dsp {
         pub acc: *const i32,
         pub out: *mut i8,
         pub step_u: usize,
-        pub step_v: usize,
+        pub row_skip: usize,
         pub count: usize,
         pub acc_skip: usize,
         pub rows: usize,
@@ -173,20 +181,30 @@ mod dsp {
         pub round: i32,
         pub right: u32,
         pub zp: i32,
+        /// The clamp's bounds in byte 0.
+        pub lo: u32,
+        pub hi: u32,
     }
 
     extern "C" {
         fn fixnet_dw3x3_s1(args: *const Args);
         fn fixnet_dw3x3_s2(args: *const Args);
         fn fixnet_dw_store(args: *const StoreArgs);
+        fn fixnet_dw_store_clamp(args: *const StoreArgs);
     }
 
     /// # Safety
     /// `args` must describe reads and writes inside live buffers, as [`super::store`]
     /// checks.
-    pub(super) unsafe fn store(args: &StoreArgs) {
-        // SAFETY: the caller's; the routine follows the AAPCS.
-        unsafe { fixnet_dw_store(args) };
+    pub(super) unsafe fn store(args: &StoreArgs, clamp: bool) {
+        // SAFETY: the caller's; both routines follow the AAPCS.
+        unsafe {
+            if clamp {
+                fixnet_dw_store_clamp(args);
+            } else {
+                fixnet_dw_store(args);
+            }
+        }
     }
 
     /// # Safety
@@ -306,16 +324,19 @@ mod dsp {
 
     // r0: accumulators; r1: output; r2: outputs left in the row; r3: output step; r4: bias;
     // r5: multiplier; r6: left shift; r7: 2^e; r8: e + 1; r9: output zero point; r10, r11:
-    // working values; r12: this row's first output; lr: rows left. Stack: row step,
-    // outputs per row, accumulators to skip at a row's end. Per output, ChanQ::apply:
-    // a = (acc + bias) << left; y = SMMULR(a, m); (2y + 2^e − [y < 0]) >> (e + 1).
+    // working values; r12, lr: the clamp's bounds (byte 0). Stack: row skip, outputs per
+    // row, accumulators to skip at a row's end, rows left. Per output, ChanQ::apply:
+    // a = (acc + bias) << left; y = SMMULR(a, m); (2y + 2^e − [y < 0]) >> (e + 1); then
+    // + zero point, saturated to int8 and, in the clamping routine, max(lo) and min(hi) on
+    // byte 0 (SSUB8 sets GE per byte, SEL picks by it).
     core::arch::global_asm!(
-        ".section .text.fixnet_dw_store,\"ax\",%progbits",
-        ".global fixnet_dw_store",
-        ".type fixnet_dw_store,%function",
+        ".macro fixnet_dw_store_body name, clamp",
+        ".section .text.\\name,\"ax\",%progbits",
+        ".global \\name",
+        ".type \\name,%function",
         ".p2align 2",
         ".thumb_func",
-        "fixnet_dw_store:",
+        "\\name:",
         "push {{r4-r11, lr}}",
         "sub sp, sp, #16",
         "ldr r4, [r0, #12]",
@@ -324,13 +345,15 @@ mod dsp {
         "str r4, [sp, #4]",
         "ldr r4, [r0, #20]",
         "str r4, [sp, #8]",
-        "ldr lr, [r0, #24]",
+        "ldr r4, [r0, #24]",
+        "str r4, [sp, #12]",
         "ldr r1, [r0, #4]",
         "ldr r3, [r0, #8]",
+        "ldr r12, [r0, #52]",
+        "ldr lr, [r0, #56]",
         "add r10, r0, #28",
         "ldm r10, {{r4-r9}}",
         "ldr r0, [r0, #0]",
-        "mov r12, r1",
         "3:",
         "ldr r2, [sp, #4]",
         "1:",
@@ -343,6 +366,12 @@ mod dsp {
         "asr r10, r10, r8",
         "add r10, r10, r9",
         "ssat r10, #8, r10",
+        ".if \\clamp",
+        "ssub8 r11, r10, r12",
+        "sel r10, r10, r12",
+        "ssub8 r11, lr, r10",
+        "sel r10, r10, lr",
+        ".endif",
         "strb r10, [r1]",
         "add r1, r1, r3",
         "subs r2, r2, #1",
@@ -350,12 +379,17 @@ mod dsp {
         "ldr r10, [sp, #8]",
         "add r0, r0, r10",
         "ldr r10, [sp, #0]",
-        "add r12, r12, r10",
-        "mov r1, r12",
-        "subs lr, lr, #1",
+        "add r1, r1, r10",
+        "ldr r10, [sp, #12]",
+        "subs r10, r10, #1",
+        "str r10, [sp, #12]",
         "bne 3b",
         "add sp, sp, #16",
         "pop {{r4-r11, pc}}",
-        ".size fixnet_dw_store, . - fixnet_dw_store",
+        ".size \\name, . - \\name",
+        ".endm",
+        "fixnet_dw_store_body fixnet_dw_store, 0",
+        "fixnet_dw_store_body fixnet_dw_store_clamp, 1",
+        ".purgem fixnet_dw_store_body",
     );
 }
