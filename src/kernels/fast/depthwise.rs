@@ -287,7 +287,11 @@ fn fill_plane(
         // The whole run is inside `input`: its last element is.
         span(input, start + (n - 1) * g.in_step_u, 1)?;
         let src = input.get(start..).ok_or(Error::ShapeMismatch)?;
-        for (d, x) in body.iter_mut().take(n).zip(src.chunks(g.in_step_u)) {
+        let body = body.get_mut(..n).ok_or(Error::ShapeMismatch)?;
+        if super::dw3x3::fill(body, src, g.in_step_u, offset)? {
+            continue;
+        }
+        for (d, x) in body.iter_mut().zip(src.chunks(g.in_step_u)) {
             if let Some(&x) = x.first() {
                 *d = (i32::from(x) + offset) as i16;
             }

@@ -1,6 +1,6 @@
 //! The depthwise kernel's ([`depthwise`](super::depthwise)) Armv7E-M assembly: the 3×3
-//! sweep, for strides 1 and 2 along the plane's rows (any stride across them), and the
-//! requantizing store.
+//! sweep, for strides 1 and 2 along the plane's rows (any stride across them), the plane's
+//! fill and the requantizing store.
 //!
 //! The plane's rows are read a word at a time: two neighbouring `i16` taps `[p_k, p_k+1]`
 //! (low half first). With each kernel row's weights packed as `A = [w0, w1]` and
@@ -134,6 +134,46 @@ pub(super) fn store(
     _zp: i32,
     _lo: i8,
     _hi: i8,
+) -> Result<bool, Error> {
+    Ok(false)
+}
+
+/// Copies `dst.len()` values `step` bytes apart from `src` into `dst`, each plus `offset`
+/// (which keeps them inside `i16`), two per word store; returns whether it did (always, on
+/// a DSP target).
+#[cfg(fixnet_dsp)]
+pub(super) fn fill(dst: &mut [i16], src: &[i8], step: usize, offset: i32) -> Result<bool, Error> {
+    let n = dst.len();
+    if n == 0 {
+        return Ok(true);
+    }
+    if step == 0
+        || (n - 1)
+            .checked_mul(step)
+            .is_none_or(|last| last >= src.len())
+    {
+        return Err(Error::ShapeMismatch);
+    }
+    let args = dsp::FillArgs {
+        src: src.as_ptr(),
+        step,
+        dst: dst.as_mut_ptr(),
+        n,
+        offset: super::dot::pack(offset, offset),
+    };
+    // SAFETY: reads `src` at `k · step` for `k < n` (the last checked above), writes the `n`
+    // elements of `dst`, halfword aligned (word stores only at word-aligned addresses).
+    unsafe { dsp::fill(&args) };
+    Ok(true)
+}
+
+/// The portable build has no assembly fill.
+#[cfg(not(fixnet_dsp))]
+pub(super) fn fill(
+    _dst: &mut [i16],
+    _src: &[i8],
+    _step: usize,
+    _offset: i32,
 ) -> Result<bool, Error> {
     Ok(false)
 }
@@ -320,6 +360,72 @@ mod dsp {
         ".size fixnet_dw3x3_s2, . - fixnet_dw3x3_s2",
         ".purgem fixnet_dw3x3_enter",
         ".purgem fixnet_dw3x3_next_row",
+    );
+
+    /// Arguments of `fixnet_dw_fill`.
+    #[repr(C)]
+    pub(super) struct FillArgs {
+        pub src: *const i8,
+        pub step: usize,
+        pub dst: *mut i16,
+        pub n: usize,
+        /// The input offset in both halves.
+        pub offset: u32,
+    }
+
+    extern "C" {
+        fn fixnet_dw_fill(args: *const FillArgs);
+    }
+
+    /// # Safety
+    /// `args` must describe reads and writes inside live buffers, as [`super::fill`]
+    /// checks.
+    pub(super) unsafe fn fill(args: &FillArgs) {
+        // SAFETY: the caller's; the routine follows the AAPCS.
+        unsafe { fixnet_dw_fill(args) };
+    }
+
+    // r1: source; r2: source step; r3: destination; r4: values left; r5: offset pair; r6:
+    // pairs left; r7, r0: values. One value alone first when the destination is not word
+    // aligned, then pairs (PKHBT, SADD16, one word store), then the last value alone.
+    core::arch::global_asm!(
+        ".section .text.fixnet_dw_fill,\"ax\",%progbits",
+        ".global fixnet_dw_fill",
+        ".type fixnet_dw_fill,%function",
+        ".p2align 2",
+        ".thumb_func",
+        "fixnet_dw_fill:",
+        "push {{r4-r7, lr}}",
+        "ldm r0, {{r1-r5}}",
+        "tst r3, #2",
+        "beq 2f",
+        "ldrsb r7, [r1]",
+        "add r1, r1, r2",
+        "add r7, r7, r5",
+        "strh r7, [r3], #2",
+        "subs r4, r4, #1",
+        "beq 9f",
+        "2:",
+        "lsrs r6, r4, #1",
+        "beq 3f",
+        "1:",
+        "ldrsb r7, [r1]",
+        "ldrsb r0, [r1, r2]",
+        "add r1, r1, r2, lsl #1",
+        "pkhbt r7, r7, r0, lsl #16",
+        "sadd16 r7, r7, r5",
+        "str r7, [r3], #4",
+        "subs r6, r6, #1",
+        "bne 1b",
+        "3:",
+        "tst r4, #1",
+        "beq 9f",
+        "ldrsb r7, [r1]",
+        "add r7, r7, r5",
+        "strh r7, [r3]",
+        "9:",
+        "pop {{r4-r7, pc}}",
+        ".size fixnet_dw_fill, . - fixnet_dw_fill",
     );
 
     // r0: accumulators; r1: output; r2: outputs left in the row; r3: output step; r4: bias;
