@@ -338,8 +338,20 @@ pub(super) fn sweep(
         acc_row.fill(0);
         for (kv, w_row) in w.chunks_exact(g.ku).enumerate() {
             let p_row = span(plane, (r * g.sv + kv) * g.pitch, g.pitch)?;
-            if let [w0, w1, w2] = *w_row {
-                // The common 3-tap row, with its weights in registers.
+            if let ([w0, w1, w2], 1) = (w_row, g.su) {
+                let (w0, w1, w2) = (*w0, *w1, *w2);
+                // The common 3-tap row at stride 1: each value is loaded once and slides
+                // through the three taps.
+                let mut xs = p_row.iter().map(|&x| i32::from(x));
+                let (Some(mut x0), Some(mut x1)) = (xs.next(), xs.next()) else {
+                    return Err(Error::ShapeMismatch);
+                };
+                for (a, x2) in acc_row.iter_mut().zip(xs) {
+                    *a = a.wrapping_add(x0 * w0 + x1 * w1 + x2 * w2);
+                    (x0, x1) = (x1, x2);
+                }
+            } else if let [w0, w1, w2] = *w_row {
+                // Other strides, the weights still in registers.
                 for (a, x) in acc_row.iter_mut().zip(p_row.windows(3).step_by(g.su)) {
                     if let [x0, x1, x2] = *x {
                         let s = i32::from(x0) * w0 + i32::from(x1) * w1 + i32::from(x2) * w2;
