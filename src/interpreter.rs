@@ -195,7 +195,7 @@ pub(crate) fn execute(
                 c.act_min,
                 c.act_max,
             );
-            kernels::depthwise_conv2d(
+            fast::depthwise_conv2d(
                 input,
                 input_t.dims.activation_shape()?,
                 weights(c.filter)?,
@@ -211,7 +211,7 @@ pub(crate) fn execute(
             pool_op(model, op, p, kernels::max_pool, arena, &input_t, &output_t)
         }
         Op::AvgPool(p) if cfg!(feature = "op-avg-pool") => {
-            pool_op(model, op, p, kernels::avg_pool, arena, &input_t, &output_t)
+            pool_op(model, op, p, fast::avg_pool, arena, &input_t, &output_t)
         }
         Op::FullyConnected(f) if cfg!(feature = "op-fully-connected") => {
             let (input, output) = split_io(arena, &input_t, &output_t)?;

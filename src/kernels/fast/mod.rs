@@ -6,16 +6,22 @@
 //! structure around them, which is where most of the gain on a Cortex-M0+ comes from, is the
 //! same on both.
 
+pub mod avg_pool;
 pub mod conv2d_pool;
 pub mod conv2d_small;
 mod conv_mm;
 mod conv_patch;
 mod conv_requant;
+pub mod depthwise;
 mod dot;
+mod dw3x3;
 mod fc_dot;
 pub mod fully_connected;
+mod requant;
 
+pub use avg_pool::avg_pool;
 pub use conv2d_pool::{conv2d_pool, PoolWindow};
+pub use depthwise::depthwise_conv2d;
 pub use fully_connected::{fully_connected, FcRequant};
 
 /// True when the optimized inner products are the DSP assembly (not the portable Rust).
