@@ -123,7 +123,9 @@ impl NorFlash for WeightFlash {
         self.nvmc.config.write(|w| w.wen().een());
         for page in (first..first + (to - from) as usize).step_by(PAGE) {
             // SAFETY: ERASEPAGE takes the address of a page; this one is in the region.
-            self.nvmc.erasepage().write(|w| unsafe { w.bits(page as u32) });
+            self.nvmc
+                .erasepage()
+                .write(|w| unsafe { w.bits(page as u32) });
             self.wait_ready();
         }
         self.nvmc.config.write(|w| w.wen().ren());

@@ -93,7 +93,14 @@ fn main() -> ! {
         flash_erase_bytes: 0,
     };
     // Returns only if the embedded model is broken: nothing to serve.
-    let _ = fixnet_app::run(MODEL, board, peripherals, buffers, region.filter(|_| false), |_| {});
+    let _ = fixnet_app::run(
+        MODEL,
+        board,
+        peripherals,
+        buffers,
+        region.filter(|_| false),
+        |_| {},
+    );
     panic!("the embedded model cannot be served")
 }
 
