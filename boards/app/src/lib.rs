@@ -44,11 +44,11 @@ pub mod server;
 mod train_config;
 
 pub use backend::{Backend, Boot, Inference, Scores, SetupError, Training, TrainingBuffers};
+pub use link::QueuedLink;
 pub use protocol::{
     decode_frame, encode_frame, Classification, CounterUnit, ErrorCode, Info, Request, Response,
     Stats, TrainingInfo, Weights,
 };
-pub use link::QueuedLink;
 pub use runner::{run, Event, Peripherals, RunError, WeightRegion};
 pub use server::{BoardInfo, CycleCounter, NoFineTuning, Server};
 pub use train_config::train_config;

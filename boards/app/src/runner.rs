@@ -148,8 +148,8 @@ where
         delay,
         counter,
     } = peripherals;
-    let training = Training::new(model, buffers, region.flash, region.base, slot)
-        .map_err(RunError::Setup)?;
+    let training =
+        Training::new(model, buffers, region.flash, region.base, slot).map_err(RunError::Setup)?;
     log(Event::FineTuning(training.boot()));
     let mut server = Server::with_backend(training, link, led, delay, counter, board)
         .map_err(RunError::Model)?;

@@ -2,8 +2,8 @@
 //! 256 KiB flash, 16 KiB RAM): answers the serial protocol (`fixnet_app::protocol`) on
 //! UART0 (the USB serial port, 115200 8N1) with the embedded model (by default
 //! `models/microbit_cnn.fxn`, see .cargo/config.toml), timing inferences with TIMER0;
-//! fine-tunes its last layer on request and keeps saved weights in two 1 KiB flash slots
-//! (NVMC), loading the newest valid set at start-up. The top-left LED of the matrix is lit
+//! the weight flash is the NVMC (two 1 KiB slots), for fine-tuning once the trainer fits the
+//! RAM (see [`FINE_TUNING`]). The top-left LED of the matrix is lit
 //! while a request is being handled. Runs unchanged on QEMU's `microbit` machine.
 //!
 //! No log channel: the RAM a defmt-rtt buffer takes is needed for the model, and the
@@ -25,6 +25,17 @@ use nrf51_pac as pac;
 
 use crate::flash::WeightFlash;
 use crate::timer::{BusyDelay, Timer0Counter};
+
+/// Whether the firmware fine-tunes. Not yet: the core's trainer keeps fixed tables for up
+/// to 32 layers and 64 saved activations (4,344 bytes on Armv6-M), and building the
+/// fine-tuning server moves it through five stack slots (`fixnet_app::run`'s training frame
+/// is 21,476 bytes), while 16 KiB of RAM hold the two arenas (8.0 KB for this model) and
+/// the stack. The weight flash (NVMC) is set up either way; with `false` the training
+/// statics take no RAM and the board serves classification only.
+const FINE_TUNING: bool = false;
+/// Bytes of the train arena and words of the payload buffer (none without fine-tuning).
+const TRAIN_ARENA: usize = if FINE_TUNING { TRAIN_ARENA_SIZE } else { 0 };
+const PAYLOAD: usize = if FINE_TUNING { PAYLOAD_WORDS } else { 0 };
 
 /// The LED matrix's row 1 (driven high) and column 1 (driven low): the top-left LED.
 const LED_ROW: usize = 13;
@@ -76,16 +87,18 @@ fn main() -> ! {
     };
     let buffers = TrainingBuffers {
         arena: cortex_m::singleton!(: [u8; ARENA_SIZE] = [0; ARENA_SIZE]).unwrap(),
-        train_arena: cortex_m::singleton!(: [u8; TRAIN_ARENA_SIZE] = [0; TRAIN_ARENA_SIZE])
-            .unwrap(),
-        payload: cortex_m::singleton!(: [u32; PAYLOAD_WORDS] = [0; PAYLOAD_WORDS]).unwrap(),
+        train_arena: cortex_m::singleton!(: [u8; TRAIN_ARENA] = [0; TRAIN_ARENA]).unwrap(),
+        payload: cortex_m::singleton!(: [u32; PAYLOAD] = [0; PAYLOAD]).unwrap(),
     };
-    let region = WeightFlash::new(p.NVMC).ok().map(|flash| WeightRegion {
-        size: flash.size(),
-        flash,
-        base: 0,
-        erase_size: flash::PAGE,
-    });
+    let region = WeightFlash::new(p.NVMC)
+        .ok()
+        .filter(|_| FINE_TUNING)
+        .map(|flash| WeightRegion {
+            size: flash.size(),
+            flash,
+            base: 0,
+            erase_size: flash::PAGE,
+        });
     let board = BoardInfo {
         name: "microbit",
         firmware_version: env!("CARGO_PKG_VERSION"),
@@ -93,14 +106,7 @@ fn main() -> ! {
         flash_erase_bytes: 0,
     };
     // Returns only if the embedded model is broken: nothing to serve.
-    let _ = fixnet_app::run(
-        MODEL,
-        board,
-        peripherals,
-        buffers,
-        region.filter(|_| false),
-        |_| {},
-    );
+    let _ = fixnet_app::run(MODEL, board, peripherals, buffers, region, |_| {});
     panic!("the embedded model cannot be served")
 }
 
