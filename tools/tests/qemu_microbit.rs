@@ -1,7 +1,8 @@
 //! The BBC micro:bit firmware (`boards/microbit`, nRF51822 Cortex-M0, 16 KiB RAM) end to
 //! end on QEMU's `microbit` machine, built and started as `fixnet qemu --board microbit`
 //! does: 100 test digits over its UART0 (TCP) equal the host simulation of the model it
-//! embeds (models/microbit_cnn.fxn), and bad frames get error replies.
+//! embeds (models/microbit_cnn.fxn), and bad frames get error replies; and the benchmark
+//! firmware (`fixnet bench --qemu --target microbit`) on the same machine.
 //!
 //! Needs `qemu-system-arm` and the `thumbv6m-none-eabi` target. Without either the tests
 //! are skipped with a note, except in CI (`CI` set), where they fail.
@@ -97,4 +98,24 @@ fn bad_frames_get_error_replies_and_the_next_request_is_served() {
         Response::Error(ErrorCode::Oversized)
     );
     assert_eq!(dev.info().unwrap().board.as_str(), "microbit");
+}
+
+#[test]
+fn the_benchmark_runs_on_the_micro_bit_machine_within_its_16_kib() {
+    use fixnet_tools::device::bench::{run_bench, MICROBIT as BENCH_MICROBIT};
+    if firmware().is_none() {
+        return;
+    }
+    let r = run_bench(&MICROBIT.default_model(), BENCH_MICROBIT).unwrap();
+    // Every output equals the host interpreter's (run_bench fails otherwise).
+    assert_eq!(r.host_equal, 100);
+    assert!(r.correct.unwrap() >= 90, "{:?}", r.correct);
+    assert_eq!(r.arena_bytes, 2136);
+    // Statics (arena, the per-layer tables) and the painted stack peak within 16 KiB.
+    assert!(r.bss_bytes + r.stack_peak_bytes < 16 * 1024, "{r:?}");
+    assert!(r.stack_peak_bytes > 256, "{}", r.stack_peak_bytes);
+    // Per layer, the sum stays within the whole inference (which adds the input's
+    // quantization and the counter reads).
+    let sum: u64 = r.layers.iter().map(|l| l.instructions).sum();
+    assert!(sum <= r.instructions_median && sum * 100 >= r.instructions_median * 90);
 }

@@ -165,7 +165,9 @@ fn boot(region: Option<usize>, train_arena: usize) -> (Info, Vec<Event>) {
     };
     let mut events = Vec::new();
     let stopped = catch_unwind(AssertUnwindSafe(|| {
-        let _ = run(MODEL, board, peripherals, buffers, flash, |e| events.push(e));
+        let _ = run(MODEL, board, peripherals, buffers, flash, |e| {
+            events.push(e)
+        });
     }))
     .expect_err("run returned instead of serving");
     let mut written = *stopped.downcast::<Vec<u8>>().expect("stopped by the link");

@@ -112,8 +112,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "M.fxn")]
     pub model: Vec<PathBuf>,
     /// Target to build the firmware for (repeatable; default: thumbv7em-none-eabihf, the
-    /// DSP kernels, and thumbv6m-none-eabi, the portable ones).
-    #[arg(long, value_name = "TARGET", value_parser = clap::builder::PossibleValuesParser::new(crate::device::bench::BENCH_TARGETS))]
+    /// DSP kernels, and thumbv6m-none-eabi, the portable ones, both on the emulated
+    /// Cortex-M4; `microbit`: the portable ones on QEMU's micro:bit, a Cortex-M0).
+    #[arg(long, value_name = "TARGET", value_parser = clap::builder::PossibleValuesParser::new(crate::device::bench::TARGET_CHOICES))]
     pub target: Vec<String>,
     /// Print the per-layer figures and keep them in the report.
     #[arg(long)]

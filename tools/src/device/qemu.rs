@@ -35,6 +35,20 @@ pub const QEMU_ARGS: &[&str] = &[
     "shift=0",
 ];
 
+/// The QEMU command line of the benchmark firmware on the micro:bit machine: semihosting
+/// for its report and exit, `-icount shift=0` for its TIMER0 (62.5 instructions a tick).
+pub const MICROBIT_BENCH_ARGS: &[&str] = &[
+    "-machine",
+    "microbit",
+    "-nographic",
+    "-monitor",
+    "none",
+    "-semihosting-config",
+    "enable=on,target=native",
+    "-icount",
+    "shift=0",
+];
+
 /// A board QEMU emulates and the firmware crate that runs on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Machine {
@@ -187,7 +201,7 @@ pub fn board_cargo(args: &[&str], model: Option<&Path>) -> Result<Command> {
 }
 
 /// `cargo ARGS` in the board crate at `dir`, as [`board_cargo`] describes.
-fn cargo_in(dir: &Path, args: &[&str], model: Option<&Path>) -> Result<Command> {
+pub fn cargo_in(dir: &Path, args: &[&str], model: Option<&Path>) -> Result<Command> {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(dir)
         .args(args)
