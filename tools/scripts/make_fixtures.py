@@ -14,6 +14,9 @@ Models (Keras 3, inputs float32 u8/255.0 of shape (N,28,28,1)):
   strided_cnn Conv2D(16,3,s2,same,relu) DepthwiseConv2D(3,same,relu6)
               AvgPool2 Conv2D(32,3,same,relu) MaxPool2 Flatten Dense(10,softmax);
               10 epochs
+  microbit_cnn Conv2D(8,3,s2,relu) Conv2D(16,3,s2,relu) Flatten Dense(32,relu)
+              Dense(10,softmax); 15 epochs (python3 tools/scripts/make_fixtures.py
+              --models microbit_cnn; shipped as models/microbit_cnn.fxn)
 All: adam, sparse_categorical_crossentropy, keras.utils.set_random_seed(1234)
 before each model is built, op determinism on.
 
@@ -106,6 +109,14 @@ def build(name):
               layers.MaxPooling2D(2),
               layers.Flatten(),
               layers.Dense(10, activation="softmax")]
+    elif name == "microbit_cnn":
+        # Sized for the BBC micro:bit (16 KB RAM, 256 KB flash): strided convolutions
+        # instead of pools keep the largest activation pair at 2.1 KB.
+        ls = [layers.Conv2D(8, 3, strides=2, activation="relu"),
+              layers.Conv2D(16, 3, strides=2, activation="relu"),
+              layers.Flatten(),
+              layers.Dense(32, activation="relu"),
+              layers.Dense(10, activation="softmax")]
     else:
         raise ValueError(name)
     return keras.Sequential([inp] + ls, name=name)
@@ -115,6 +126,7 @@ SPECS = {  # name: (epochs, batch)
     "seed_cnn": (8, 64),
     "mlp": (10, 64),
     "strided_cnn": (10, 64),
+    "microbit_cnn": (15, 64),
 }
 
 

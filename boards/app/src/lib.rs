@@ -11,11 +11,16 @@
 //!   [`train_config`] in fixed point (`fixnet::train::Trainer` over a static train arena),
 //!   saves the weights to flash through `fixnet::storage::WeightStore` (two slots, power-cut
 //!   safe), loads the newest valid set at start-up and reverts to the factory weights.
+//! * [`link`]: [`QueuedLink`], the serial link of the real boards: a blocking transmitter
+//!   and a queue their receive interrupt fills.
+//! * [`runner`]: [`run`], the boot sequence every board shares (validate the model, set up
+//!   fine-tuning on the weight flash if it fits, else classification only, serve).
 //! * [`MODEL`]: the model the firmware serves, embedded at build time (the shipped seed CNN,
 //!   or `FIXNET_MODEL=path`), with its [`ARENA_SIZE`] and the sizes of the fine-tuning
 //!   buffers ([`TRAIN_ARENA_SIZE`], [`PAYLOAD_WORDS`]), all computed at build time.
 //!
-//! A board's `main` is then a few lines:
+//! A board's `main` makes its drivers and static buffers and calls [`run`], which does
+//! the equivalent of:
 //!
 //! ```ignore
 //! let model = fixnet::Model::from_bytes(fixnet_app::MODEL)?;
@@ -32,15 +37,19 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod link;
 pub mod protocol;
+pub mod runner;
 pub mod server;
 mod train_config;
 
 pub use backend::{Backend, Boot, Inference, Scores, SetupError, Training, TrainingBuffers};
+pub use link::QueuedLink;
 pub use protocol::{
     decode_frame, encode_frame, Classification, CounterUnit, ErrorCode, Info, Request, Response,
     Stats, TrainingInfo, Weights,
 };
+pub use runner::{run, Event, Peripherals, RunError, WeightRegion};
 pub use server::{BoardInfo, CycleCounter, NoFineTuning, Server};
 pub use train_config::train_config;
 

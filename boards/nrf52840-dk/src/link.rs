@@ -4,67 +4,70 @@
 //! advance), so this is a small driver of the same peripheral in its legacy UART mode,
 //! through the PAC: it raises an interrupt per received byte, and the handler moves the byte
 //! into a queue, so that none is lost while the firmware is busy (an inference takes far
-//! longer than the UART's 6-byte FIFO lasts at 115200 baud); `read` takes bytes from the
-//! queue. Writes block until every byte is sent.
+//! longer than the UART's 6-byte FIFO lasts at 115200 baud); `fixnet_app::QueuedLink` reads
+//! them from the queue. Writes block until every byte is sent.
 
 use core::cell::RefCell;
 use critical_section::Mutex;
-use heapless::spsc::{Consumer, Producer, Queue};
+use fixnet_app::QueuedLink;
+use heapless::spsc::{Producer, Queue};
 use nrf52840_hal::gpio::{Floating, Input, Output, Pin, PushPull};
 use nrf52840_hal::pac::uart0::baudrate::BAUDRATE_A;
 use nrf52840_hal::pac::{interrupt, Interrupt, NVIC, UART0};
 
-/// Bytes buffered between the interrupt and [`Link::read`]: two largest frames.
+/// Bytes buffered between the interrupt and the link's reads: two largest frames.
 pub const RX_QUEUE: usize = 2048;
 
 static RX: Mutex<RefCell<Option<Producer<'static, u8>>>> = Mutex::new(RefCell::new(None));
 
-/// The serial link to the host.
-pub struct Link {
+/// The transmitter of UART0 (the pins stay claimed while it lives).
+pub struct Tx {
     uart: UART0,
-    rx: Consumer<'static, u8>,
     _pins: (Pin<Output<PushPull>>, Pin<Input<Floating>>),
 }
 
-impl Link {
-    /// UART0 at 115200 8N1 without flow control on `txd`/`rxd`, with interrupt-driven
-    /// reception. Call once: the receive queue is a singleton.
-    pub fn new(uart: UART0, txd: Pin<Output<PushPull>>, rxd: Pin<Input<Floating>>) -> Self {
-        let queue = cortex_m::singleton!(: Queue<u8, RX_QUEUE> = Queue::new())
-            .expect("Link::new called twice");
-        let (producer, consumer) = queue.split();
-        critical_section::with(|cs| RX.borrow_ref_mut(cs).replace(producer));
+/// The serial link to the host: [`Tx`] and the queue the receive interrupt fills.
+pub type Link = QueuedLink<'static, Tx>;
 
-        // SAFETY: PSEL takes a pin number (and the connect bit clear) as its bits.
-        uart.psel.txd.write(|w| unsafe { w.bits(txd.psel_bits()) });
-        uart.psel.rxd.write(|w| unsafe { w.bits(rxd.psel_bits()) });
-        uart.psel.cts.reset();
-        uart.psel.rts.reset();
-        uart.baudrate
-            .write(|w| w.baudrate().variant(BAUDRATE_A::BAUD115200));
-        uart.config.reset(); // no parity, no flow control, one stop bit
-        uart.enable.write(|w| w.enable().enabled());
-        uart.events_rxdrdy.reset();
-        uart.events_txdrdy.reset();
-        uart.events_error.reset();
-        uart.intenset.write(|w| w.rxdrdy().set().error().set());
-        // SAFETY: writing 1 to a task register starts it.
-        uart.tasks_starttx.write(|w| unsafe { w.bits(1) });
-        uart.tasks_startrx.write(|w| unsafe { w.bits(1) });
-        // SAFETY: the handler only touches the receive side set up just above.
-        unsafe { NVIC::unmask(Interrupt::UARTE0_UART0) };
-        Link {
+/// UART0 at 115200 8N1 without flow control on `txd`/`rxd`, with interrupt-driven
+/// reception. Call once: the receive queue is a singleton.
+pub fn link(uart: UART0, txd: Pin<Output<PushPull>>, rxd: Pin<Input<Floating>>) -> Link {
+    let queue =
+        cortex_m::singleton!(: Queue<u8, RX_QUEUE> = Queue::new()).expect("link called twice");
+    let (producer, consumer) = queue.split();
+    critical_section::with(|cs| RX.borrow_ref_mut(cs).replace(producer));
+
+    // SAFETY: PSEL takes a pin number (and the connect bit clear) as its bits.
+    uart.psel.txd.write(|w| unsafe { w.bits(txd.psel_bits()) });
+    uart.psel.rxd.write(|w| unsafe { w.bits(rxd.psel_bits()) });
+    uart.psel.cts.reset();
+    uart.psel.rts.reset();
+    uart.baudrate
+        .write(|w| w.baudrate().variant(BAUDRATE_A::BAUD115200));
+    uart.config.reset(); // no parity, no flow control, one stop bit
+    uart.enable.write(|w| w.enable().enabled());
+    uart.events_rxdrdy.reset();
+    uart.events_txdrdy.reset();
+    uart.events_error.reset();
+    uart.intenset.write(|w| w.rxdrdy().set().error().set());
+    // SAFETY: writing 1 to a task register starts it.
+    uart.tasks_starttx.write(|w| unsafe { w.bits(1) });
+    uart.tasks_startrx.write(|w| unsafe { w.bits(1) });
+    // SAFETY: the handler only touches the receive side set up just above.
+    unsafe { NVIC::unmask(Interrupt::UARTE0_UART0) };
+    QueuedLink::new(
+        Tx {
             uart,
-            rx: consumer,
             _pins: (txd, rxd),
-        }
-    }
+        },
+        consumer,
+    )
 }
 
 #[interrupt]
 fn UARTE0_UART0() {
     // SAFETY: the receive-side registers (RXD, RXDRDY, ERROR, ERRORSRC) belong to this
-    // handler; `Link` only transmits.
+    // handler; `Tx` only transmits.
     let regs = unsafe { &*UART0::ptr() };
     if regs.events_error.read().bits() != 0 {
         regs.events_error.reset();
@@ -85,34 +88,11 @@ fn UARTE0_UART0() {
     });
 }
 
-impl embedded_io::ErrorType for Link {
+impl embedded_io::ErrorType for Tx {
     type Error = core::convert::Infallible;
 }
 
-impl embedded_io::Read for Link {
-    /// Blocks until at least one byte has arrived, then returns what the queue holds.
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while !self.rx.ready() {
-            core::hint::spin_loop();
-        }
-        let mut n = 0;
-        while n < buf.len() {
-            match self.rx.dequeue() {
-                Some(byte) => {
-                    buf[n] = byte;
-                    n += 1;
-                }
-                None => break,
-            }
-        }
-        Ok(n)
-    }
-}
-
-impl embedded_io::Write for Link {
+impl embedded_io::Write for Tx {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
         for &byte in buf {
             // SAFETY: any byte is a valid TXD value.

@@ -13,10 +13,9 @@ use cortex_m::peripheral::DWT;
 use cortex_m_rt::entry;
 use defmt_rtt as _;
 use embedded_hal::digital::{ErrorType, OutputPin};
-use fixnet::{Interpreter, Model};
 use fixnet_app::{
-    slot_size, BoardInfo, Boot, CounterUnit, CycleCounter, NoFineTuning, Server, Training,
-    TrainingBuffers, ARENA_SIZE, MODEL, PAYLOAD_WORDS, TRAIN_ARENA_SIZE,
+    BoardInfo, Boot, CounterUnit, CycleCounter, Event, Peripherals, TrainingBuffers, WeightRegion,
+    ARENA_SIZE, MODEL, PAYLOAD_WORDS, TRAIN_ARENA_SIZE,
 };
 use nrf52840_hal::clocks::Clocks;
 use nrf52840_hal::gpio::{p0, Level};
@@ -24,8 +23,6 @@ use nrf52840_hal::nvmc::Nvmc;
 use nrf52840_hal::pac::{self, NVMC};
 use nrf52840_hal::timer::Timer;
 use panic_probe as _;
-
-use crate::link::Link;
 
 /// The nRF52840's fixed core clock.
 const SYSCLK_HZ: u32 = 64_000_000;
@@ -77,71 +74,71 @@ fn main() -> ! {
     let delay = Timer::new(p.TIMER0);
 
     let port0 = p0::Parts::new(p.P0);
-    let led = ActiveLow(port0.p0_13.into_push_pull_output(Level::High).degrade());
-    let link = Link::new(
-        p.UART0,
-        port0.p0_06.into_push_pull_output(Level::High).degrade(),
-        port0.p0_08.into_floating_input().degrade(),
-    );
-
-    let model = cortex_m::singleton!(: Model<'static> = Model::from_bytes(MODEL).unwrap()).unwrap();
-    let arena = cortex_m::singleton!(: [u8; ARENA_SIZE] = [0; ARENA_SIZE]).unwrap();
-    defmt::info!(
-        "fixnet serving on UART0 (115200 8N1): model {=usize} bytes, CRC {=u32:08x}, arena {=usize} bytes, {=u32} MHz",
-        model.len(),
-        model.crc(),
-        model.arena_size(),
-        SYSCLK_HZ / 1_000_000
-    );
-
-    let mut board = BoardInfo {
+    let peripherals = Peripherals {
+        link: link::link(
+            p.UART0,
+            port0.p0_06.into_push_pull_output(Level::High).degrade(),
+            port0.p0_08.into_floating_input().degrade(),
+        ),
+        led: ActiveLow(port0.p0_13.into_push_pull_output(Level::High).degrade()),
+        delay,
+        counter: DwtCounter,
+    };
+    let buffers = TrainingBuffers {
+        arena: cortex_m::singleton!(: [u8; ARENA_SIZE] = [0; ARENA_SIZE]).unwrap(),
+        train_arena: cortex_m::singleton!(: [u8; TRAIN_ARENA_SIZE] = [0; TRAIN_ARENA_SIZE])
+            .unwrap(),
+        payload: cortex_m::singleton!(: [u32; PAYLOAD_WORDS] = [0; PAYLOAD_WORDS]).unwrap(),
+    };
+    let region = match weight_flash(p.NVMC) {
+        Ok((flash, size)) => Some(WeightRegion {
+            flash,
+            base: 0,
+            size,
+            erase_size: PAGE,
+        }),
+        Err(e) => {
+            defmt::error!("weight flash unusable ({}): classification only", e);
+            None
+        }
+    };
+    let board = BoardInfo {
         name: "nrf52840-dk",
         firmware_version: env!("CARGO_PKG_VERSION"),
         flash_bytes: 0,
         flash_erase_bytes: 0,
     };
-    let slot = slot_size(PAGE);
-    match weight_flash(p.NVMC) {
-        Ok((flash, size)) if TRAIN_ARENA_SIZE > 0 && 2 * slot as usize <= size => {
-            board.flash_bytes = 2 * slot;
-            board.flash_erase_bytes = PAGE as u32;
-            let buffers = TrainingBuffers {
-                train_arena: cortex_m::singleton!(: [u8; TRAIN_ARENA_SIZE] = [0; TRAIN_ARENA_SIZE])
-                    .unwrap(),
-                arena,
-                payload: cortex_m::singleton!(: [u32; PAYLOAD_WORDS] = [0; PAYLOAD_WORDS])
-                    .unwrap(),
-            };
-            let training = Training::new(model, buffers, flash, 0, slot).unwrap();
-            log_boot(training.boot());
-            let mut server =
-                Server::with_backend(training, link, led, delay, DwtCounter, board).unwrap();
-            server.serve()
-        }
-        Ok((_, size)) => defmt::warn!(
-            "two weight slots of {=u32} bytes do not fit the {=usize}-byte weight region, or the model cannot be fine-tuned: classification only",
-            slot,
-            size
-        ),
-        Err(e) => defmt::error!("weight flash unusable ({}): classification only", e),
+    match fixnet_app::run(MODEL, board, peripherals, buffers, region, log) {
+        Ok(never) => match never {},
+        Err(e) => defmt::panic!("cannot serve: {}", defmt::Debug2Format(&e)),
     }
-    let interp = Interpreter::new(model, arena).unwrap();
-    let mut server =
-        Server::new(interp, link, led, delay, DwtCounter, NoFineTuning, board).unwrap();
-    server.serve()
 }
 
-/// Logs which weights fine-tuning starts from.
-fn log_boot(boot: Boot) {
-    match boot {
-        Boot::Factory => defmt::info!("fine-tuning on; factory weights"),
-        Boot::Saved { generation } => {
-            defmt::info!(
-                "fine-tuning on; saved weights, generation {=u32}",
-                generation
-            )
+/// Logs what the boot sequence decided.
+fn log(event: Event) {
+    match event {
+        Event::Model { bytes, crc, arena } => defmt::info!(
+            "fixnet serving on UART0 (115200 8N1): model {=usize} bytes, CRC {=u32:08x}, arena {=usize} bytes, {=u32} MHz",
+            bytes,
+            crc,
+            arena,
+            SYSCLK_HZ / 1_000_000
+        ),
+        Event::FineTuning(Boot::Factory) => defmt::info!("fine-tuning on; factory weights"),
+        Event::FineTuning(Boot::Saved { generation }) => defmt::info!(
+            "fine-tuning on; saved weights, generation {=u32}",
+            generation
+        ),
+        Event::FineTuning(Boot::Unreadable) => {
+            defmt::warn!("fine-tuning on; saved weights unreadable: factory")
         }
-        Boot::Unreadable => defmt::warn!("fine-tuning on; saved weights unreadable: factory"),
+        Event::NoRoom { slot, region } => defmt::warn!(
+            "two weight slots of {=u32} bytes do not fit the {=usize}-byte weight region: classification only",
+            slot,
+            region
+        ),
+        Event::NothingToTrain => defmt::warn!("the model cannot be fine-tuned: classification only"),
+        Event::NoFlash => defmt::warn!("no weight flash: classification only"),
     }
 }
 

@@ -2,42 +2,41 @@
 //!
 //! Received bytes are moved by the USART2 interrupt into a queue, so that none is lost
 //! while the firmware is busy (an inference takes far longer than one byte at 115200
-//! baud); `read` takes them from the queue. Writes block until every byte is in the
+//! baud); `fixnet_app::QueuedLink` reads them from the queue. Writes block until every byte is in the
 //! transmitter.
 
 use core::cell::RefCell;
 use critical_section::Mutex;
-use heapless::spsc::{Consumer, Producer, Queue};
+use fixnet_app::QueuedLink;
+use heapless::spsc::{Producer, Queue};
 use stm32f4xx_hal::pac::{interrupt, Interrupt, NVIC, USART2};
-use stm32f4xx_hal::serial::{Error, Rx, RxListen, Serial, Tx};
+use stm32f4xx_hal::serial::{Error, Rx, RxListen, Serial};
 
-/// Bytes buffered between the interrupt and [`Link::read`]: two largest frames.
+/// Bytes buffered between the interrupt and the link's reads: two largest frames.
 pub const RX_QUEUE: usize = 2048;
 
 type RxState = (Rx<USART2>, Producer<'static, u8>);
 
 static RX: Mutex<RefCell<Option<RxState>>> = Mutex::new(RefCell::new(None));
 
-/// The serial link to the host.
-pub struct Link {
-    tx: Tx<USART2>,
-    rx: Consumer<'static, u8>,
-}
+/// The transmitter of USART2.
+pub struct Tx(stm32f4xx_hal::serial::Tx<USART2>);
 
-impl Link {
-    /// Takes over `serial` (already configured) and starts interrupt-driven reception.
-    /// Call once: the receive queue is a singleton.
-    pub fn new(serial: Serial<USART2>) -> Self {
-        let queue = cortex_m::singleton!(: Queue<u8, RX_QUEUE> = Queue::new())
-            .expect("Link::new called twice");
-        let (producer, consumer) = queue.split();
-        let (tx, mut rx) = serial.split();
-        rx.listen();
-        critical_section::with(|cs| RX.borrow_ref_mut(cs).replace((rx, producer)));
-        // SAFETY: the handler only touches state set up just above.
-        unsafe { NVIC::unmask(Interrupt::USART2) };
-        Link { tx, rx: consumer }
-    }
+/// The serial link to the host: [`Tx`] and the queue the receive interrupt fills.
+pub type Link = QueuedLink<'static, Tx>;
+
+/// Takes over `serial` (already configured) and starts interrupt-driven reception. Call
+/// once: the receive queue is a singleton.
+pub fn link(serial: Serial<USART2>) -> Link {
+    let queue =
+        cortex_m::singleton!(: Queue<u8, RX_QUEUE> = Queue::new()).expect("link called twice");
+    let (producer, consumer) = queue.split();
+    let (tx, mut rx) = serial.split();
+    rx.listen();
+    critical_section::with(|cs| RX.borrow_ref_mut(cs).replace((rx, producer)));
+    // SAFETY: the handler only touches state set up just above.
+    unsafe { NVIC::unmask(Interrupt::USART2) };
+    QueuedLink::new(Tx(tx), consumer)
 }
 
 #[interrupt]
@@ -62,42 +61,19 @@ fn USART2() {
     });
 }
 
-impl embedded_io::ErrorType for Link {
+impl embedded_io::ErrorType for Tx {
     type Error = Error;
 }
 
-impl embedded_io::Read for Link {
-    /// Blocks until at least one byte has arrived, then returns what the queue holds.
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while !self.rx.ready() {
-            core::hint::spin_loop();
-        }
-        let mut n = 0;
-        while n < buf.len() {
-            match self.rx.dequeue() {
-                Some(byte) => {
-                    buf[n] = byte;
-                    n += 1;
-                }
-                None => break,
-            }
-        }
-        Ok(n)
-    }
-}
-
-impl embedded_io::Write for Link {
+impl embedded_io::Write for Tx {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
         for &byte in buf {
-            nb::block!(embedded_hal_nb::serial::Write::write(&mut self.tx, byte))?;
+            nb::block!(embedded_hal_nb::serial::Write::write(&mut self.0, byte))?;
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> Result<(), Error> {
-        nb::block!(embedded_hal_nb::serial::Write::flush(&mut self.tx))
+        nb::block!(embedded_hal_nb::serial::Write::flush(&mut self.0))
     }
 }

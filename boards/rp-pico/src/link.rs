@@ -2,18 +2,19 @@
 //!
 //! The UART0 interrupt (receive FIFO level or receive timeout) moves received bytes into a
 //! queue, so that none is lost while the firmware is busy (an inference takes far longer
-//! than the 32-byte FIFO lasts at 115200 baud); `read` takes them from the queue. Writes go
+//! than the 32-byte FIFO lasts at 115200 baud); `fixnet_app::QueuedLink` reads them from the queue. Writes go
 //! through `rp2040-hal`'s driver and block until every byte is in the transmit FIFO.
 
 use core::cell::RefCell;
 use critical_section::Mutex;
-use heapless::spsc::{Consumer, Producer, Queue};
+use fixnet_app::QueuedLink;
+use heapless::spsc::{Producer, Queue};
 use rp2040_hal::gpio::bank0::{Gpio0, Gpio1};
 use rp2040_hal::gpio::{FunctionUart, Pin, PullDown};
 use rp2040_hal::pac::{self, interrupt, Interrupt, NVIC};
 use rp2040_hal::uart::{Enabled, Reader, UartPeripheral, Writer};
 
-/// Bytes buffered between the interrupt and [`Link::read`]: two largest frames.
+/// Bytes buffered between the interrupt and the link's reads: two largest frames.
 pub const RX_QUEUE: usize = 2048;
 
 /// GP0 (TX) and GP1 (RX) in their UART function.
@@ -26,26 +27,24 @@ type RxState = (Reader<pac::UART0, Pins>, Producer<'static, u8>);
 
 static RX: Mutex<RefCell<Option<RxState>>> = Mutex::new(RefCell::new(None));
 
-/// The serial link to the host.
-pub struct Link {
-    tx: Writer<pac::UART0, Pins>,
-    rx: Consumer<'static, u8>,
-}
+/// The transmitter of UART0.
+pub struct Tx(Writer<pac::UART0, Pins>);
 
-impl Link {
-    /// Takes over `uart` (already enabled) and starts interrupt-driven reception. Call
-    /// once: the receive queue is a singleton.
-    pub fn new(uart: UartPeripheral<Enabled, pac::UART0, Pins>) -> Self {
-        let queue = cortex_m::singleton!(: Queue<u8, RX_QUEUE> = Queue::new())
-            .expect("Link::new called twice");
-        let (producer, consumer) = queue.split();
-        let (mut rx, tx) = uart.split();
-        rx.enable_rx_interrupt();
-        critical_section::with(|cs| RX.borrow_ref_mut(cs).replace((rx, producer)));
-        // SAFETY: the handler only touches state set up just above.
-        unsafe { NVIC::unmask(Interrupt::UART0_IRQ) };
-        Link { tx, rx: consumer }
-    }
+/// The serial link to the host: [`Tx`] and the queue the receive interrupt fills.
+pub type Link = QueuedLink<'static, Tx>;
+
+/// Takes over `uart` (already enabled) and starts interrupt-driven reception. Call once:
+/// the receive queue is a singleton.
+pub fn link(uart: UartPeripheral<Enabled, pac::UART0, Pins>) -> Link {
+    let queue =
+        cortex_m::singleton!(: Queue<u8, RX_QUEUE> = Queue::new()).expect("link called twice");
+    let (producer, consumer) = queue.split();
+    let (mut rx, tx) = uart.split();
+    rx.enable_rx_interrupt();
+    critical_section::with(|cs| RX.borrow_ref_mut(cs).replace((rx, producer)));
+    // SAFETY: the handler only touches state set up just above.
+    unsafe { NVIC::unmask(Interrupt::UART0_IRQ) };
+    QueuedLink::new(Tx(tx), consumer)
 }
 
 #[interrupt]
@@ -74,39 +73,16 @@ fn UART0_IRQ() {
     });
 }
 
-impl embedded_io::ErrorType for Link {
+impl embedded_io::ErrorType for Tx {
     type Error = core::convert::Infallible;
 }
 
-impl embedded_io::Read for Link {
-    /// Blocks until at least one byte has arrived, then returns what the queue holds.
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while !self.rx.ready() {
-            core::hint::spin_loop();
-        }
-        let mut n = 0;
-        while n < buf.len() {
-            match self.rx.dequeue() {
-                Some(byte) => {
-                    buf[n] = byte;
-                    n += 1;
-                }
-                None => break,
-            }
-        }
-        Ok(n)
-    }
-}
-
-impl embedded_io::Write for Link {
+impl embedded_io::Write for Tx {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-        self.tx.write(buf)
+        self.0.write(buf)
     }
 
     fn flush(&mut self) -> Result<(), Self::Error> {
-        self.tx.flush()
+        self.0.flush()
     }
 }

@@ -16,10 +16,9 @@ use cortex_m::peripheral::{SCB, SYST};
 use cortex_m_rt::exception;
 use defmt_rtt as _;
 use embedded_hal::digital::OutputPin;
-use fixnet::{Interpreter, Model};
 use fixnet_app::{
-    slot_size, BoardInfo, Boot, CounterUnit, CycleCounter, NoFineTuning, Server, Training,
-    TrainingBuffers, ARENA_SIZE, MODEL, PAYLOAD_WORDS, TRAIN_ARENA_SIZE,
+    BoardInfo, Boot, CounterUnit, CycleCounter, Event, Peripherals, TrainingBuffers, WeightRegion,
+    ARENA_SIZE, MODEL, PAYLOAD_WORDS, TRAIN_ARENA_SIZE,
 };
 use fugit::RateExtU32;
 use panic_probe as _;
@@ -29,7 +28,6 @@ use rp2040_hal::uart::{DataBits, StopBits, UartConfig, UartPeripheral};
 use rp2040_hal::{pac, Sio, Timer, Watchdog};
 
 use crate::flash::WeightFlash;
-use crate::link::Link;
 
 /// The second-stage boot loader for the Pico's W25Q16JV flash (as the `rp-pico` BSP uses).
 #[link_section = ".boot2"]
@@ -128,67 +126,67 @@ fn main() -> ! {
             clocks.peripheral_clock.freq(),
         )
         .unwrap();
-    let link = Link::new(uart);
-
-    let model = cortex_m::singleton!(: Model<'static> = Model::from_bytes(MODEL).unwrap()).unwrap();
-    let arena = cortex_m::singleton!(: [u8; ARENA_SIZE] = [0; ARENA_SIZE]).unwrap();
-    defmt::info!(
-        "fixnet serving on UART0 (115200 8N1): model {=usize} bytes, CRC {=u32:08x}, arena {=usize} bytes, {=u32} MHz",
-        model.len(),
-        model.crc(),
-        model.arena_size(),
-        sysclk_hz / 1_000_000
-    );
-
-    let mut board = BoardInfo {
+    let peripherals = Peripherals {
+        link: link::link(uart),
+        led,
+        delay,
+        counter,
+    };
+    let buffers = TrainingBuffers {
+        arena: cortex_m::singleton!(: [u8; ARENA_SIZE] = [0; ARENA_SIZE]).unwrap(),
+        train_arena: cortex_m::singleton!(: [u8; TRAIN_ARENA_SIZE] = [0; TRAIN_ARENA_SIZE])
+            .unwrap(),
+        payload: cortex_m::singleton!(: [u32; PAYLOAD_WORDS] = [0; PAYLOAD_WORDS]).unwrap(),
+    };
+    let region = match WeightFlash::new() {
+        Ok(flash) => Some(WeightRegion {
+            size: flash.size(),
+            flash,
+            base: 0,
+            erase_size: flash::ERASE_SIZE,
+        }),
+        Err(e) => {
+            defmt::error!("weight flash unusable ({}): classification only", e);
+            None
+        }
+    };
+    let board = BoardInfo {
         name: "rp-pico",
         firmware_version: env!("CARGO_PKG_VERSION"),
         flash_bytes: 0,
         flash_erase_bytes: 0,
     };
-    let slot = slot_size(flash::ERASE_SIZE);
-    match WeightFlash::new().map(|f| {
-        let size = f.size();
-        (f, size)
-    }) {
-        Ok((flash, size)) if TRAIN_ARENA_SIZE > 0 && 2 * slot as usize <= size => {
-            board.flash_bytes = 2 * slot;
-            board.flash_erase_bytes = flash::ERASE_SIZE as u32;
-            let buffers = TrainingBuffers {
-                train_arena: cortex_m::singleton!(: [u8; TRAIN_ARENA_SIZE] = [0; TRAIN_ARENA_SIZE])
-                    .unwrap(),
-                arena,
-                payload: cortex_m::singleton!(: [u32; PAYLOAD_WORDS] = [0; PAYLOAD_WORDS])
-                    .unwrap(),
-            };
-            let training = Training::new(model, buffers, flash, 0, slot).unwrap();
-            log_boot(training.boot());
-            let mut server =
-                Server::with_backend(training, link, led, delay, counter, board).unwrap();
-            server.serve()
-        }
-        Ok((_, size)) => defmt::warn!(
-            "two weight slots of {=u32} bytes do not fit the {=usize}-byte weight region, or the model cannot be fine-tuned: classification only",
-            slot,
-            size
-        ),
-        Err(e) => defmt::error!("weight flash unusable ({}): classification only", e),
+    let logger = |event| log(event, sysclk_hz);
+    match fixnet_app::run(MODEL, board, peripherals, buffers, region, logger) {
+        Ok(never) => match never {},
+        Err(e) => defmt::panic!("cannot serve: {}", defmt::Debug2Format(&e)),
     }
-    let interp = Interpreter::new(model, arena).unwrap();
-    let mut server = Server::new(interp, link, led, delay, counter, NoFineTuning, board).unwrap();
-    server.serve()
 }
 
-/// Logs which weights fine-tuning starts from.
-fn log_boot(boot: Boot) {
-    match boot {
-        Boot::Factory => defmt::info!("fine-tuning on; factory weights"),
-        Boot::Saved { generation } => {
-            defmt::info!(
-                "fine-tuning on; saved weights, generation {=u32}",
-                generation
-            )
+/// Logs what the boot sequence decided.
+fn log(event: Event, sysclk_hz: u32) {
+    match event {
+        Event::Model { bytes, crc, arena } => defmt::info!(
+            "fixnet serving on UART0 (115200 8N1): model {=usize} bytes, CRC {=u32:08x}, arena {=usize} bytes, {=u32} MHz",
+            bytes,
+            crc,
+            arena,
+            sysclk_hz / 1_000_000
+        ),
+        Event::FineTuning(Boot::Factory) => defmt::info!("fine-tuning on; factory weights"),
+        Event::FineTuning(Boot::Saved { generation }) => defmt::info!(
+            "fine-tuning on; saved weights, generation {=u32}",
+            generation
+        ),
+        Event::FineTuning(Boot::Unreadable) => {
+            defmt::warn!("fine-tuning on; saved weights unreadable: factory")
         }
-        Boot::Unreadable => defmt::warn!("fine-tuning on; saved weights unreadable: factory"),
+        Event::NoRoom { slot, region } => defmt::warn!(
+            "two weight slots of {=u32} bytes do not fit the {=usize}-byte weight region: classification only",
+            slot,
+            region
+        ),
+        Event::NothingToTrain => defmt::warn!("the model cannot be fine-tuned: classification only"),
+        Event::NoFlash => defmt::warn!("no weight flash: classification only"),
     }
 }

@@ -1,7 +1,8 @@
 //! The `device`, `qemu` and `bench` subcommands of `fixnet`.
 
-use super::qemu::{build_firmware, default_state_dir, QemuBoard};
+use super::qemu::{build_firmware, default_state_dir, Machine, QemuBoard, MPS2_AN386};
 use super::Device;
+use crate::fxn::ModelBytes;
 use crate::idx;
 use crate::inspect::thousands;
 use crate::picture::{digit_lines, gallery};
@@ -79,7 +80,11 @@ pub enum DeviceAction {
 /// `fixnet qemu`.
 #[derive(Debug, Args)]
 pub struct QemuArgs {
-    /// Firmware to run (default: build `boards/qemu-mps2-an386` first).
+    /// The emulated board: `mps2-an386` (Cortex-M4F, the seed CNN) or `microbit` (BBC
+    /// micro:bit, nRF51822 Cortex-M0 with 16 KiB RAM, models/microbit_cnn.fxn).
+    #[arg(long, default_value = "mps2-an386")]
+    pub board: String,
+    /// Firmware to run (default: build the board's crate under `boards/` first).
     #[arg(long)]
     pub elf: Option<PathBuf>,
     /// Test digits to classify.
@@ -107,8 +112,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "M.fxn")]
     pub model: Vec<PathBuf>,
     /// Target to build the firmware for (repeatable; default: thumbv7em-none-eabihf, the
-    /// DSP kernels, and thumbv6m-none-eabi, the portable ones).
-    #[arg(long, value_name = "TARGET", value_parser = clap::builder::PossibleValuesParser::new(crate::device::bench::BENCH_TARGETS))]
+    /// DSP kernels, and thumbv6m-none-eabi, the portable ones, both on the emulated
+    /// Cortex-M4; `microbit`: the portable ones on QEMU's micro:bit, a Cortex-M0).
+    #[arg(long, value_name = "TARGET", value_parser = clap::builder::PossibleValuesParser::new(crate::device::bench::TARGET_CHOICES))]
     pub target: Vec<String>,
     /// Print the per-layer figures and keep them in the report.
     #[arg(long)]
@@ -345,15 +351,20 @@ fn load_labelled(
 
 /// Runs `fixnet qemu`: the no-board demo.
 pub fn qemu(args: QemuArgs) -> Result<ExitCode> {
+    let machine = Machine::named(&args.board)?;
     let elf = match args.elf {
         Some(elf) => elf,
         None => {
-            eprintln!("building the firmware (boards/qemu-mps2-an386)…");
-            build_firmware("fixnet-qemu-mps2-an386", None)?
+            eprintln!("building the firmware ({})…", machine.crate_dir);
+            if machine == MPS2_AN386 {
+                build_firmware(machine.bin, None)?
+            } else {
+                machine.build(None)?
+            }
         }
     };
     let state = args.state.unwrap_or_else(default_state_dir);
-    let mut board = QemuBoard::start(&elf, &state)?;
+    let mut board = QemuBoard::start_on(&machine, &elf, &state)?;
     let mut dev = board.connect()?;
     let info = dev.info()?;
     print_info(&info);
@@ -366,7 +377,16 @@ pub fn qemu(args: QemuArgs) -> Result<ExitCode> {
     )?;
     // Host simulation of the same model, when the firmware runs the shipped one with its
     // factory weights (fine-tuned weights saved in the state directory are loaded at boot).
-    let model = Model::from_bytes(fixnet_app::MODEL).map_err(|e| anyhow!("{e}"))?;
+    let own = std::fs::read(machine.default_model())
+        .with_context(|| format!("cannot read {}", machine.model))?;
+    let own = ModelBytes::new(&own);
+    // The host tool embeds the M4 board's model; other boards' models are read from the
+    // repository as their firmware embeds them.
+    let model = if machine == MPS2_AN386 {
+        Model::from_bytes(fixnet_app::MODEL).map_err(|e| anyhow!("{e}"))?
+    } else {
+        own.model()?
+    };
     let factory = info.weights == Weights::default();
     let simulate = model.crc() == info.model_crc && factory;
     if !factory {
@@ -406,10 +426,11 @@ pub fn qemu(args: QemuArgs) -> Result<ExitCode> {
     print!("{}", gallery(&shown, 4));
     let n = labels.len();
     println!(
-        "accuracy {:.1}% ({correct}/{n} test digits), median {} {} per inference (QEMU Cortex-M4)",
+        "accuracy {:.1}% ({correct}/{n} test digits), median {} {} per inference ({})",
         100.0 * correct as f64 / n.max(1) as f64,
         thousands(median(&mut counts) as usize),
-        unit(&info)
+        unit(&info),
+        machine.core
     );
     if simulate {
         println!("outputs identical to the host simulation: {agree}/{n}");

@@ -21,8 +21,6 @@
 #![no_main]
 
 use core::ptr::addr_of_mut;
-use cortex_m::peripheral::syst::SystClkSource;
-use cortex_m::peripheral::SYST;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hio};
 use fixnet::format::crc32::crc32;
@@ -181,22 +179,82 @@ fn error_name(e: Error) -> &'static str {
     }
 }
 
-/// Guest instructions per SysTick tick: the 25 MHz core clock under `-icount shift=0`.
-const INSTRUCTIONS_PER_TICK: u32 = 40;
-const SYST_MASK: u32 = 0x00FF_FFFF;
+/// The instruction counter: SysTick on the mps2-an386, TIMER0 on the micro:bit.
+#[cfg(not(feature = "microbit"))]
+mod clock {
+    use cortex_m::peripheral::syst::SystClkSource;
+    use cortex_m::peripheral::SYST;
 
-/// Starts SysTick counting down from 2^24 − 1 on the core clock, without interrupts.
-fn start_systick(mut syst: SYST) {
-    syst.set_clock_source(SystClkSource::Core);
-    syst.set_reload(SYST_MASK);
-    syst.clear_current();
-    syst.enable_counter();
+    /// Guest instructions per SysTick tick: the 25 MHz core clock under `-icount shift=0`.
+    const INSTRUCTIONS_PER_TICK: u32 = 40;
+    const SYST_MASK: u32 = 0x00FF_FFFF;
+
+    /// Starts SysTick counting down from 2^24 − 1 on the core clock, without interrupts.
+    pub fn start(mut syst: SYST) {
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(SYST_MASK);
+        syst.clear_current();
+        syst.enable_counter();
+    }
+
+    /// The counter now.
+    #[inline(always)]
+    pub fn now() -> u32 {
+        SYST::get_current()
+    }
+
+    /// Instructions between two readings (wraps at 2^24 ticks, 671 M instructions).
+    pub fn elapsed(start: u32, end: u32) -> u32 {
+        (start.wrapping_sub(end) & SYST_MASK) * INSTRUCTIONS_PER_TICK
+    }
 }
 
-/// Instructions between two SysTick readings (wraps at 2^24 ticks, 671 M instructions).
-fn elapsed(start: u32, end: u32) -> u32 {
-    (start.wrapping_sub(end) & SYST_MASK) * INSTRUCTIONS_PER_TICK
+/// The instruction counter on QEMU's micro:bit: the nRF51's TIMER0, 32 bits at 16 MHz.
+/// Under `-icount shift=0` it follows the virtual clock, one nanosecond per instruction,
+/// so a tick is 62.5 instructions. (QEMU's Cortex-M0 also has a SysTick on the 16 MHz core
+/// clock, but the real nRF51 has none; TIMER0 is what a board would use.)
+#[cfg(feature = "microbit")]
+mod clock {
+    use cortex_m::peripheral::SYST;
+
+    const TIMER0: usize = 0x4000_8000;
+    const TASKS_START: usize = TIMER0;
+    const TASKS_CLEAR: usize = TIMER0 + 0x00C;
+    const TASKS_CAPTURE0: usize = TIMER0 + 0x040;
+    const MODE: usize = TIMER0 + 0x504;
+    const BITMODE: usize = TIMER0 + 0x508;
+    const PRESCALER: usize = TIMER0 + 0x510;
+    const CC0: usize = TIMER0 + 0x540;
+
+    fn write(register: usize, value: u32) {
+        // SAFETY: a TIMER0 register of the nRF51 (reference manual, TIMER chapter).
+        unsafe { (register as *mut u32).write_volatile(value) }
+    }
+
+    /// Starts TIMER0 from zero: timer mode, 32 bits, prescaler 0 (16 MHz).
+    pub fn start(_: SYST) {
+        write(MODE, 0);
+        write(BITMODE, 3);
+        write(PRESCALER, 0);
+        write(TASKS_CLEAR, 1);
+        write(TASKS_START, 1);
+    }
+
+    /// The counter now (captured into CC[0]).
+    #[inline(always)]
+    pub fn now() -> u32 {
+        write(TASKS_CAPTURE0, 1);
+        // SAFETY: CC[0] of TIMER0, just written by the capture task.
+        unsafe { (CC0 as *const u32).read_volatile() }
+    }
+
+    /// Instructions between two readings: 62.5 per tick.
+    pub fn elapsed(start: u32, end: u32) -> u32 {
+        (u64::from(end.wrapping_sub(start)) * 125 / 2) as u32
+    }
 }
+
+use clock::elapsed;
 
 /// The word painted over the free stack.
 const STACK_PAINT: u32 = 0xC0FF_EE55;
@@ -277,7 +335,7 @@ fn takes_digits(model: &Model<'_>) -> Result<bool, Error> {
 
 fn run() -> Result<(), Error> {
     let cp = cortex_m::Peripherals::take().ok_or(Error::InvalidParameter)?;
-    start_systick(cp.SYST);
+    clock::start(cp.SYST);
 
     let model = Model::from_bytes(MODEL)?;
     // SAFETY: `run` is called once, so these are the only references to the statics.
@@ -309,19 +367,19 @@ fn run() -> Result<(), Error> {
             }
             None
         };
-        let start = SYST::get_current();
+        let start = clock::now();
         if let Some((image, _)) = label {
             interp.set_input_grey(image)?;
         }
-        let mut last = SYST::get_current();
+        let mut last = clock::now();
         interp.invoke_observed(|index, _| {
-            let now = SYST::get_current();
+            let now = clock::now();
             if let Some(slot) = layers.get_mut(index) {
                 slot[i] = elapsed(last, now);
             }
-            last = SYST::get_current();
+            last = clock::now();
         })?;
-        let end = SYST::get_current();
+        let end = clock::now();
         // The total includes quantizing a digit and the observer's own reads of SysTick (a
         // few instructions per op), as a caller of `invoke` would not pay; the per-layer
         // figures exclude both.

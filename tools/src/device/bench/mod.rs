@@ -12,7 +12,7 @@
 pub mod inputs;
 pub mod page;
 
-use super::qemu::{board_cargo, board_dir, check_qemu};
+use super::qemu::{board_dir, cargo_in, check_qemu};
 use crate::arena_bound::arena_lower_bound;
 use crate::fxn::ModelBytes;
 use crate::inspect::inspect;
@@ -31,8 +31,18 @@ use std::time::{Duration, Instant};
 /// (Cortex-M0+) with the portable ones, run on the same emulated Cortex-M4.
 pub const BENCH_TARGETS: [&str; 2] = ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"];
 
+/// The third target, asked for by name: Armv6-M code on QEMU's BBC micro:bit machine, a
+/// real Cortex-M0 (nRF51822, 16 KiB RAM), timed by its TIMER0 (the firmware's `microbit`
+/// feature, with the micro:bit's memory map).
+pub const MICROBIT: &str = "microbit";
+
+/// Every value of `fixnet bench --target`.
+pub const TARGET_CHOICES: [&str; 3] = [BENCH_TARGETS[0], BENCH_TARGETS[1], MICROBIT];
+
 /// The benchmark firmware's package in the board's workspace.
 const BENCH_PACKAGE: &str = "fixnet-qemu-bench";
+/// The same firmware's package in the micro:bit's workspace (its memory map).
+const MICROBIT_BENCH_PACKAGE: &str = "fixnet-microbit-bench";
 
 /// Inferences the firmware runs (`RUNS` in its source).
 pub const RUNS: usize = 100;
@@ -272,8 +282,22 @@ pub fn run_bench(model_path: &Path, target: &str) -> Result<BenchResult> {
     let features = op_features(&parsed)?;
     let kind = input_kind(&parsed)?;
     let report = inspect(bytes.as_bytes())?;
-    let elf = build_bench(target, model_path, &features)?;
-    let output = run_to_exit(&elf, Duration::from_secs(1200))?;
+    let (elf, qemu_args) = if target == MICROBIT {
+        let mut with_board = features.clone();
+        with_board.push(MICROBIT);
+        let elf = build_bench(
+            &super::qemu::MICROBIT.dir(),
+            MICROBIT_BENCH_PACKAGE,
+            BENCH_TARGETS[1],
+            model_path,
+            &with_board,
+        )?;
+        (elf, super::qemu::MICROBIT_BENCH_ARGS)
+    } else {
+        let elf = build_bench(&board_dir(), BENCH_PACKAGE, target, model_path, &features)?;
+        (elf, super::qemu::QEMU_ARGS)
+    };
+    let output = run_to_exit(&elf, qemu_args, Duration::from_secs(1200))?;
     let mut result = parse_output(&output)?;
     ensure!(
         result.inputs == kind,
@@ -339,18 +363,31 @@ pub fn op_features(model: &Model<'_>) -> Result<Vec<&'static str>> {
     Ok(features)
 }
 
-/// `cargo build --release -p fixnet-qemu-bench --target TARGET --no-default-features
-/// --features fixnet/op-…` in the board's workspace, with `model` embedded. Returns the ELF.
-fn build_bench(target: &str, model: &Path, features: &[&str]) -> Result<PathBuf> {
-    let dir = board_dir();
-    let features: Vec<String> = features.iter().map(|f| format!("fixnet/{f}")).collect();
+/// `cargo build --release -p PACKAGE --target TARGET --no-default-features --features
+/// fixnet/op-…` in the board workspace at `dir`, with `model` embedded. Returns the ELF.
+fn build_bench(
+    dir: &Path,
+    package: &str,
+    target: &str,
+    model: &Path,
+    features: &[&str],
+) -> Result<PathBuf> {
+    // The board feature is the firmware's own; op features are fixnet's.
+    let features: Vec<String> = features
+        .iter()
+        .map(|&f| match f {
+            MICROBIT => f.to_string(),
+            _ => format!("fixnet/{f}"),
+        })
+        .collect();
     let features_arg = format!("--features={}", features.join(","));
-    let status = board_cargo(
+    let status = cargo_in(
+        dir,
         &[
             "build",
             "--release",
             "-p",
-            BENCH_PACKAGE,
+            package,
             "--target",
             target,
             "--no-default-features",
@@ -374,10 +411,11 @@ fn build_bench(target: &str, model: &Path, features: &[&str]) -> Result<PathBuf>
     Ok(elf)
 }
 
-/// Runs a firmware that exits through semihosting; returns what it printed.
-fn run_to_exit(elf: &Path, limit: Duration) -> Result<String> {
+/// Runs a firmware that exits through semihosting on the machine `qemu_args` describe;
+/// returns what it printed.
+fn run_to_exit(elf: &Path, qemu_args: &[&str], limit: Duration) -> Result<String> {
     let mut child = Command::new("qemu-system-arm")
-        .args(super::qemu::QEMU_ARGS)
+        .args(qemu_args)
         .arg("-kernel")
         .arg(elf)
         .stdin(Stdio::null())
