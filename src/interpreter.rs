@@ -3,7 +3,7 @@
 use crate::format::{AddOp, ConcatOp, ConvOp, Model, MulOp, Op, OpKind, Tensor, TensorId};
 use crate::kernels::add::AddParams;
 use crate::kernels::fast::{self, FcRequant, PoolWindow};
-use crate::kernels::{self, span_mut, FloatRequantize, Requantize};
+use crate::kernels::{self, dispatch, span_mut, FloatRequantize, Requantize};
 use crate::overlay::Overlay;
 use crate::{Error, Window};
 
@@ -195,7 +195,7 @@ pub(crate) fn execute(
                 c.act_min,
                 c.act_max,
             );
-            fast::depthwise_conv2d(
+            dispatch::depthwise_conv2d(
                 input,
                 input_t.dims.activation_shape()?,
                 weights(c.filter)?,
@@ -226,7 +226,7 @@ pub(crate) fn execute(
                     f.act_min,
                     f.act_max,
                 );
-                fast::fully_connected(input, filter, bias, FcRequant::Fixed(&q), output)
+                dispatch::fully_connected(input, filter, bias, FcRequant::Fixed(&q), output)
             } else {
                 let q = FloatRequantize {
                     input_offset: -input_t.zero_point,
@@ -235,7 +235,7 @@ pub(crate) fn execute(
                     act_min: f.act_min,
                     act_max: f.act_max,
                 };
-                fast::fully_connected(input, filter, bias, FcRequant::Float(&q), output)
+                dispatch::fully_connected(input, filter, bias, FcRequant::Float(&q), output)
             }
         }
         Op::Add(a) if cfg!(feature = "op-add") => add_op(model, a, arena),
@@ -554,7 +554,7 @@ pub(crate) fn conv2d_op(
                 act_max: p.act_max,
             };
             let (input, output) = split_io(arena, &input_t, &out_t)?;
-            fast::conv2d_pool(
+            dispatch::conv2d_pool(
                 input,
                 in_shape,
                 filter,
@@ -571,11 +571,11 @@ pub(crate) fn conv2d_op(
         None => {
             let (input, output) = split_io(arena, &input_t, &conv_t)?;
             if supported {
-                fast::conv2d_pool(
+                dispatch::conv2d_pool(
                     input, in_shape, filter, bias, &window, &q, None, output, conv_shape,
                 )
             } else {
-                kernels::conv2d(
+                dispatch::conv2d(
                     input, in_shape, filter, bias, &window, &q, output, conv_shape,
                 )
             }

@@ -14,12 +14,15 @@ pub mod broadcast;
 pub mod concatenation;
 pub mod conv2d;
 pub mod depthwise_conv2d;
+pub(crate) mod dispatch;
 pub mod f64_rescale;
 pub mod fast;
 pub mod fixedpoint;
 pub mod fully_connected;
 pub mod glibc_f32;
 pub mod hard_swish;
+#[cfg(all(feature = "host-simd", target_arch = "x86_64"))]
+pub mod host;
 pub mod lut;
 pub mod mean;
 pub mod mul;
