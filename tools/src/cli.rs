@@ -18,6 +18,10 @@ use std::time::Instant;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Threads for eval, run, calibration and fine-tuning's evaluation passes (each its own
+    /// interpreter; results identical to one thread) [default: every core].
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -184,6 +188,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
             bail!("{first} (see --help)");
         }
     };
+    crate::parallel::set_default_threads(cli.threads.map(|n| n as usize));
     match cli.command {
         Command::Convert {
             input,
@@ -422,7 +427,8 @@ fn eval(
         );
     }
     let (classes, outputs, seconds) = run_model(&model, &batch, json)?;
-    let e = Evaluation::score(&outputs, classes, &labels, seconds);
+    let mut e = Evaluation::score(&outputs, classes, &labels, seconds);
+    e.threads = crate::parallel::default_threads().min(batch.len().max(1));
     if json {
         println!("{}", e.to_json(&model_path.display().to_string()));
     } else {

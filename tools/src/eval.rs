@@ -15,6 +15,8 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<usize>>,
     /// Wall-clock seconds of inference (images already decoded).
     pub seconds: f64,
+    /// Threads the inference ran on.
+    pub threads: usize,
 }
 
 impl Evaluation {
@@ -40,6 +42,7 @@ impl Evaluation {
             correct,
             confusion,
             seconds,
+            threads: 1,
         }
     }
 
@@ -64,6 +67,7 @@ impl Evaluation {
             "confusion_axes": "rows: true label, columns: predicted class",
             "seconds": self.seconds,
             "images_per_second": self.images_per_second(),
+            "threads": self.threads,
         })
     }
 
@@ -104,9 +108,11 @@ impl Evaluation {
         }
         let _ = writeln!(
             s,
-            "time: {:.3} s, {:.0} images/s (host, one thread)",
+            "time: {:.3} s, {:.0} images/s (host, {} thread{})",
             self.seconds,
-            self.images_per_second()
+            self.images_per_second(),
+            self.threads,
+            if self.threads == 1 { "" } else { "s" }
         );
         s
     }

@@ -205,16 +205,28 @@ pub fn run(args: FinetuneArgs) -> Result<ExitCode> {
     let mut trainer =
         Trainer::with_config(&model, config, &mut arena).map_err(|e| anyhow!("{e}"))?;
     let n = trainer.feature_len().map_err(|e| anyhow!("{e}"))?;
-    let mut feats = |im: &idx::Images| -> Result<Vec<Vec<i8>>> {
-        (0..im.len())
-            .map(|i| {
-                let mut f = vec![0i8; n];
-                trainer
-                    .features(im.image(i), &mut f)
-                    .map_err(|e| anyhow!("{e}"))?;
-                Ok(f)
-            })
-            .collect()
+    // The frozen prefix's outputs, the bulk of the evaluation work: over every core, each
+    // thread with its own trainer (the prefix is never trained, so all compute the same bytes).
+    let feats = |im: &idx::Images| -> Result<Vec<Vec<i8>>> {
+        let parts = crate::parallel::map_chunks(
+            im.len(),
+            crate::parallel::default_threads(),
+            |chunk, _| {
+                let mut arena = vec![0u8; use_.total()];
+                let mut t =
+                    Trainer::with_config(&model, config, &mut arena).map_err(|e| anyhow!("{e}"))?;
+                chunk
+                    .map(|i| {
+                        let mut f = vec![0i8; n];
+                        t.features(im.image(i), &mut f)
+                            .map_err(|e| anyhow!("{e}"))?;
+                        Ok(f)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            },
+            |_| {},
+        )?;
+        Ok(parts.concat())
     };
     let user_f = feats(&images)?;
     let test_f = match &test {

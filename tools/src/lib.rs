@@ -15,6 +15,7 @@ pub mod ir;
 pub mod keras;
 pub mod lower;
 pub mod npy;
+pub mod parallel;
 pub mod picture;
 pub mod preprocess;
 pub mod runner;

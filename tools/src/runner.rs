@@ -2,8 +2,10 @@
 
 use crate::idx::Images;
 use crate::inputs::Samples;
+use crate::parallel;
 use anyhow::{anyhow, ensure, Result};
 use fixnet::{Interpreter, Model};
+use std::sync::atomic::Ordering;
 
 /// Runs `model` on every image (pixels quantized as `Interpreter::set_input_grey` does:
 /// `u8 − 128` for the usual 1/255, −128 input) and returns the int8 outputs, one row of
@@ -62,27 +64,39 @@ pub fn run_samples(
 }
 
 /// The loop shared by both: `fill` writes input `i`, then the model runs and its output row
-/// is kept.
+/// is kept. Inputs are split over [`parallel::default_threads`] threads, each with its own
+/// interpreter and arena; the rows come back in input order, the same bytes as on one thread.
 fn run_each(
     model: &Model<'_>,
     count: usize,
-    mut fill: impl FnMut(&mut Interpreter<'_, '_>, usize) -> Result<(), fixnet::Error>,
-    mut progress: impl FnMut(usize),
+    fill: impl Fn(&mut Interpreter<'_, '_>, usize) -> Result<(), fixnet::Error> + Sync,
+    progress: impl FnMut(usize),
 ) -> Result<(usize, Vec<i8>)> {
-    let mut arena = vec![0u8; model.arena_size()];
-    let mut interp = Interpreter::new(model, &mut arena).map_err(|e| anyhow!("{e}"))?;
-    let outputs = interp.output().len();
-    let mut out = Vec::with_capacity(count.saturating_mul(outputs));
-    for i in 0..count {
-        fill(&mut interp, i).map_err(|e| anyhow!("input {i}: {e}"))?;
-        interp
-            .invoke()
-            .map_err(|e| anyhow!("running input {i}: {e}"))?;
-        out.extend_from_slice(interp.output());
-        if i % 64 == 63 {
-            progress(i + 1);
-        }
-    }
-    progress(count);
-    Ok((outputs, out))
+    let outputs = model
+        .output()
+        .map_err(|e| anyhow!("model output: {e}"))?
+        .dims
+        .num_elements();
+    let rows = parallel::map_chunks(
+        count,
+        parallel::default_threads(),
+        |chunk, done| {
+            let mut arena = vec![0u8; model.arena_size()];
+            let mut interp = Interpreter::new(model, &mut arena).map_err(|e| anyhow!("{e}"))?;
+            let mut out = Vec::with_capacity(chunk.len().saturating_mul(outputs));
+            for i in chunk {
+                fill(&mut interp, i).map_err(|e| anyhow!("input {i}: {e}"))?;
+                interp
+                    .invoke()
+                    .map_err(|e| anyhow!("running input {i}: {e}"))?;
+                out.extend_from_slice(interp.output());
+                if i % 64 == 63 {
+                    done.fetch_add(64, Ordering::Relaxed);
+                }
+            }
+            Ok(out)
+        },
+        progress,
+    )?;
+    Ok((outputs, rows.concat()))
 }

@@ -145,34 +145,54 @@ pub fn calibrate<'a>(
             model.input.len()
         )));
     }
+    let ops = model.layers.len();
+    let percentiles = matches!(options.method, RangeMethod::Percentile(_));
+    // Each thread takes a contiguous run of samples; min and max merge in any order, and the
+    // percentile values are concatenated in sample order before sorting, so the ranges are
+    // those of one pass over the samples.
+    let parts = crate::parallel::map_chunks(
+        count,
+        crate::parallel::default_threads(),
+        |chunk, _| {
+            let mut part = Partial::new(ops, percentiles);
+            for input in chunk.map(|i| data.sample(i)) {
+                if let CalibrationSet::Floats(_) = data {
+                    for &v in &input {
+                        part.input.0 = part.input.0.min(v);
+                        part.input.1 = part.input.1.max(v);
+                    }
+                }
+                model
+                    .run_observed(&input, |i, out| part.observe(i, out))
+                    .map_err(anyhow::Error::from)?;
+            }
+            Ok(part)
+        },
+        |_| {},
+    )
+    .map_err(|e| match e.downcast::<KerasError>() {
+        Ok(k) => k,
+        Err(other) => KerasError::Calibration(other.to_string()),
+    })?;
     let mut input_range = match data {
         CalibrationSet::Images(_) => (0.0, 1.0),
         CalibrationSet::Floats(_) => (f32::INFINITY, f32::NEG_INFINITY),
     };
-    let ops = model.layers.len();
     let mut per_op = vec![(f32::INFINITY, f32::NEG_INFINITY); ops];
-    // Percentiles need every value; min/max only the running extremes.
-    let mut samples: Vec<Vec<f32>> = match options.method {
-        RangeMethod::MinMax => Vec::new(),
-        RangeMethod::Percentile(_) => vec![Vec::new(); ops],
-    };
-    for input in (0..count).map(|i| data.sample(i)) {
+    let mut samples: Vec<Vec<f32>> = vec![Vec::new(); if percentiles { ops } else { 0 }];
+    for part in parts {
         if let CalibrationSet::Floats(_) = data {
-            for &v in &input {
-                input_range.0 = input_range.0.min(v);
-                input_range.1 = input_range.1.max(v);
-            }
+            input_range = (
+                input_range.0.min(part.input.0),
+                input_range.1.max(part.input.1),
+            );
         }
-        model.run_observed(&input, |i, out| {
-            let r = &mut per_op[i];
-            for &v in out {
-                r.0 = r.0.min(v);
-                r.1 = r.1.max(v);
-            }
-            if let Some(s) = samples.get_mut(i) {
-                s.extend_from_slice(out);
-            }
-        })?;
+        for (r, p) in per_op.iter_mut().zip(&part.per_op) {
+            *r = (r.0.min(p.0), r.1.max(p.1));
+        }
+        for (s, p) in samples.iter_mut().zip(part.samples) {
+            s.extend(p);
+        }
     }
     if let RangeMethod::Percentile(p) = options.method {
         if !(50.0..=100.0).contains(&p) {
@@ -206,6 +226,36 @@ pub fn calibrate<'a>(
         input: input_range,
         per_op,
     })
+}
+
+/// What one thread of [`calibrate`] saw.
+struct Partial {
+    input: (f32, f32),
+    per_op: Vec<(f32, f32)>,
+    /// Every output value per op, only for percentile ranges.
+    samples: Vec<Vec<f32>>,
+}
+
+impl Partial {
+    fn new(ops: usize, percentiles: bool) -> Self {
+        Partial {
+            input: (f32::INFINITY, f32::NEG_INFINITY),
+            per_op: vec![(f32::INFINITY, f32::NEG_INFINITY); ops],
+            samples: vec![Vec::new(); if percentiles { ops } else { 0 }],
+        }
+    }
+
+    fn observe(&mut self, op: usize, out: &[f32]) {
+        if let Some(r) = self.per_op.get_mut(op) {
+            for &v in out {
+                r.0 = r.0.min(v);
+                r.1 = r.1.max(v);
+            }
+        }
+        if let Some(s) = self.samples.get_mut(op) {
+            s.extend_from_slice(out);
+        }
+    }
 }
 
 /// int8 asymmetric quantization of the real range `[min, max]` (widened to include 0):
