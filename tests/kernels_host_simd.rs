@@ -431,3 +431,55 @@ fn declines_malformed_and_oversized_calls() {
     );
     assert!(declined.is_none());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// The eight-lane requantization over the whole range the reference defines: any Q31
+    /// multiplier (i32::MIN included, whose square saturates), shifts from −31 to 31, and
+    /// accumulators anywhere in i32 (a 1×1 depthwise filter plus extreme biases).
+    #[test]
+    fn requantization_extremes_match(
+        c in 8usize..=24,
+        seed in any::<u64>(),
+        input_zp in -128i32..=127,
+        output_zp in -128i32..=127,
+        act in act_range(),
+    ) {
+        let mut s = seed | 1;
+        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let pick = |r: u64, v: [i32; 4], other: i32| match r % 8 { 0..=3 => v[(r % 4) as usize], _ => other };
+        let shape = Shape::new(2, 3, c);
+        let (window, oh, ow) = Window::new(Padding::Valid, shape, 1, 1, 1, 1).unwrap();
+        let out_shape = Shape::new(oh, ow, c);
+        let input: Vec<i8> = (0..shape.len()).map(|_| next() as i8).collect();
+        let filter: Vec<i8> = (0..c).map(|_| next() as i8).collect();
+        let bias: Vec<i32> = (0..c)
+            .map(|_| { let (r, v) = (next(), next() as i32); pick(r, [i32::MIN, i32::MAX, 0, -1], v) })
+            .collect();
+        let m: Vec<i32> = (0..c)
+            .map(|_| { let (r, v) = (next(), next() as i32); pick(r, [i32::MIN, i32::MAX, 1 << 30, -(1 << 30)], v) })
+            .collect();
+        let sh: Vec<i32> = (0..c).map(|_| (next() % 63) as i32 - 31).collect();
+        let q = Requantize {
+            input_offset: -input_zp,
+            output_offset: output_zp,
+            multipliers: &m,
+            shifts: &sh,
+            act_min: act.0,
+            act_max: act.1,
+        };
+        let mut want = vec![0i8; out_shape.len()];
+        kernels::depthwise_conv2d(&input, shape, &filter, &bias, &window, 1, &q, &mut want, out_shape)
+            .unwrap();
+        let mut got = vec![0x55u8 as i8; out_shape.len()];
+        let done =
+            host::depthwise_conv2d(&input, shape, &filter, &bias, &window, 1, &q, &mut got, out_shape);
+        if !simd() {
+            prop_assert!(done.is_none());
+            return Ok(());
+        }
+        prop_assert_eq!(done, Some(Ok(())));
+        prop_assert_eq!(&got, &want);
+    }
+}

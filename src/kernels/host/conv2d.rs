@@ -9,9 +9,10 @@
 //! requantized values, which is what the reference pool computes from the stored ones.
 
 use super::detect::avx2;
-use super::simd::{dot, widen, STEP};
+use super::simd::{dot, requantize_run, shifts_in_range, widen, STEP};
 use crate::kernels::fast::PoolWindow;
 use crate::kernels::{check_bias, clamp, span, span_mut, window_taps, Requantize};
+
 use crate::{Error, Shape, Window};
 
 /// Most taps (`kernel_h × kernel_w × input channels`) of a filter this kernel takes (a 3×3
@@ -93,6 +94,8 @@ struct Conv<'x> {
     taps: usize,
     out_c: usize,
     offset: i16,
+    /// Every shift suits the vector requantization.
+    vector: bool,
 }
 
 impl<'x> Conv<'x> {
@@ -138,6 +141,7 @@ impl<'x> Conv<'x> {
             taps,
             out_c,
             offset,
+            vector: shifts_in_range(q.shifts),
         })
     }
 
@@ -173,25 +177,15 @@ impl<'x> Conv<'x> {
         out1: &mut [i8],
     ) -> Result<(), Error> {
         let [p0, p1] = patches;
-        let (taps, q) = (self.taps, self.q);
-        let outs = out0.iter_mut().zip(out1.iter_mut());
-        let mut outs = outs.take(self.out_c).enumerate();
-        let mut finish = |acc: [[i32; ROWS]; 2], rows: usize| -> Result<(), Error> {
-            for r in 0..rows {
-                let Some((c, (o0, o1))) = outs.next() else {
-                    return Err(Error::ShapeMismatch);
-                };
-                let b = self.bias.get(c).copied().unwrap_or(0);
-                let m = *q.multipliers.get(c).ok_or(Error::ShapeMismatch)?;
-                let s = *q.shifts.get(c).ok_or(Error::ShapeMismatch)?;
-                let (a0, a1) = (acc[0].get(r).copied(), acc[1].get(r).copied());
-                *o0 = q.apply(a0.unwrap_or(0).wrapping_add(b), m, s);
-                *o1 = q.apply(a1.unwrap_or(0).wrapping_add(b), m, s);
-            }
-            Ok(())
-        };
-        let full = self.out_c / ROWS;
-        for block in 0..full {
+        let (taps, out_c) = (self.taps, self.out_c);
+        let mut acc = [[0i32; MAX_CHANNELS]; 2];
+        let [acc0, acc1] = &mut acc;
+        let (acc0, acc1) = (
+            acc0.get_mut(..out_c).ok_or(Error::ShapeMismatch)?,
+            acc1.get_mut(..out_c).ok_or(Error::ShapeMismatch)?,
+        );
+        let blocks = acc0.chunks_exact_mut(ROWS).zip(acc1.chunks_exact_mut(ROWS));
+        for (block, (a0, a1)) in blocks.enumerate() {
             let c = block * ROWS;
             let rows = [
                 span(self.filter, c * taps, taps)?,
@@ -199,15 +193,21 @@ impl<'x> Conv<'x> {
                 span(self.filter, (c + 2) * taps, taps)?,
                 span(self.filter, (c + 3) * taps, taps)?,
             ];
-            let acc = dot::<2, ROWS>([p0, p1], rows, taps).ok_or(Error::ShapeMismatch)?;
-            finish(acc, ROWS)?;
+            let [d0, d1] = dot::<2, ROWS>([p0, p1], rows, taps).ok_or(Error::ShapeMismatch)?;
+            a0.copy_from_slice(&d0);
+            a1.copy_from_slice(&d1);
         }
-        for c in full * ROWS..self.out_c {
+        let first = out_c - out_c % ROWS;
+        let rest = acc0.iter_mut().zip(acc1.iter_mut()).enumerate().skip(first);
+        for (c, (a0, a1)) in rest {
             let row = span(self.filter, c * taps, taps)?;
-            let [[a0], [a1]] = dot::<2, 1>([p0, p1], [row], taps).ok_or(Error::ShapeMismatch)?;
-            finish([[a0, 0, 0, 0], [a1, 0, 0, 0]], 1)?;
+            let [[d0], [d1]] = dot::<2, 1>([p0, p1], [row], taps).ok_or(Error::ShapeMismatch)?;
+            (*a0, *a1) = (d0, d1);
         }
-        Ok(())
+        let out0 = out0.get_mut(..out_c).ok_or(Error::ShapeMismatch)?;
+        let out1 = out1.get_mut(..out_c).ok_or(Error::ShapeMismatch)?;
+        requantize_run(self.q, self.bias, 0, acc0, out0, self.vector)?;
+        requantize_run(self.q, self.bias, 0, acc1, out1, self.vector)
     }
 }
 

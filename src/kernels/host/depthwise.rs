@@ -7,6 +7,7 @@
 //! loop.
 
 use super::detect::avx2;
+use super::simd::{requantize_run, shifts_in_range};
 use crate::kernels::{at, check_bias, span, window_taps, Requantize};
 use crate::{Error, Shape, Window};
 use core::arch::x86_64::*;
@@ -75,6 +76,7 @@ fn run(
     let c = shape.channels;
     let offset = _mm256_set1_epi32(q.input_offset);
     let blocks = c / LANES;
+    let vector = shifts_in_range(q.shifts);
     let mut pixels = output.chunks_exact_mut(c);
     for oy in 0..output_shape.height {
         let (fy0, fy1, iy0) = window_taps(
@@ -118,9 +120,7 @@ fn run(
                 // SAFETY: `acc` holds eight i32, one YMM register.
                 unsafe { _mm256_storeu_si256(acc.as_mut_ptr().cast(), sum) };
                 let outs = pixel.get_mut(ch..ch + LANES).ok_or(Error::ShapeMismatch)?;
-                for (i, (o, &a)) in outs.iter_mut().zip(&acc).enumerate() {
-                    *o = requantize(q, bias, ch + i, a)?;
-                }
+                requantize_run(q, bias, ch, &mut acc, outs, vector)?;
             }
             for ch in blocks * LANES..c {
                 let mut a: i32 = 0;

@@ -90,3 +90,145 @@ pub(super) fn widen(src: &[i8], offset: i16, dst: &mut [i16]) {
         *d = i16::from(s).wrapping_add(offset);
     }
 }
+
+/// True when every shift is one [`requantize8`] reproduces exactly (those
+/// `quantize_multiplier` makes are far inside).
+pub(super) fn shifts_in_range(shifts: &[i32]) -> bool {
+    shifts.iter().all(|s| (-31..=31).contains(s))
+}
+
+/// [`Requantize::apply`](crate::kernels::Requantize) on eight lanes at once: `acc` (bias
+/// included) with per-lane `multiplier` and `shift` (each shift in `−31..=31`), plus
+/// `output_offset`, clamped to `[lo, hi]`.
+///
+/// Step by step as `multiply_by_quantized_multiplier`: the left shift wraps (`sllv`); the high
+/// multiply takes the exact 64-bit products of even and odd lanes, adds the same nudge and
+/// truncates toward zero (adding `2^31 − 1` to a negative value before the shift), whose low
+/// 32 bits a logical shift gives exactly; `MIN · MIN` saturates to `MAX`; the rounding divide
+/// uses gemmlowp's mask and threshold with per-lane shifts.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) fn requantize8(
+    acc: __m256i,
+    multiplier: __m256i,
+    shift: __m256i,
+    output_offset: __m256i,
+    lo: __m256i,
+    hi: __m256i,
+) -> __m256i {
+    let zero = _mm256_setzero_si256();
+    let left = _mm256_max_epi32(shift, zero);
+    let right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    let a = _mm256_sllv_epi32(acc, left);
+
+    // Saturating rounding doubling high multiply.
+    let high = |a: __m256i, b: __m256i| -> __m256i {
+        let p = _mm256_mul_epi32(a, b);
+        let negative = _mm256_cmpgt_epi64(zero, p);
+        let nudge = _mm256_add_epi64(
+            _mm256_set1_epi64x(1 << 30),
+            _mm256_and_si256(negative, _mm256_set1_epi64x(1 - (1i64 << 31))),
+        );
+        let x = _mm256_add_epi64(p, nudge);
+        let x = _mm256_add_epi64(
+            x,
+            _mm256_and_si256(negative, _mm256_set1_epi64x((1i64 << 31) - 1)),
+        );
+        _mm256_srli_epi64::<31>(x)
+    };
+    let even = high(a, multiplier);
+    let odd = high(
+        _mm256_srli_epi64::<32>(a),
+        _mm256_srli_epi64::<32>(multiplier),
+    );
+    let low_words = _mm256_set1_epi64x(0xFFFF_FFFF);
+    let mut x = _mm256_or_si256(
+        _mm256_and_si256(even, low_words),
+        _mm256_slli_epi64::<32>(odd),
+    );
+    let min = _mm256_set1_epi32(i32::MIN);
+    let saturate = _mm256_and_si256(
+        _mm256_cmpeq_epi32(a, min),
+        _mm256_cmpeq_epi32(multiplier, min),
+    );
+    // The only overflow gives exactly MIN; MIN ^ !0 = MAX.
+    x = _mm256_xor_si256(x, saturate);
+
+    // Rounding divide by 2^right.
+    let one = _mm256_set1_epi32(1);
+    let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+    let remainder = _mm256_and_si256(x, mask);
+    let threshold = _mm256_sub_epi32(_mm256_srai_epi32::<1>(mask), _mm256_cmpgt_epi32(zero, x));
+    let rounded = _mm256_sub_epi32(
+        _mm256_srav_epi32(x, right),
+        _mm256_cmpgt_epi32(remainder, threshold),
+    );
+
+    let out = _mm256_add_epi32(rounded, output_offset);
+    _mm256_min_epi32(_mm256_max_epi32(out, lo), hi)
+}
+
+/// Requantizes `acc` (bias not yet added) for channels `first..first + acc.len()` into `out`:
+/// eight channels at a time with [`requantize8`] when `vector`, the scalar
+/// [`Requantize::apply`](crate::kernels::Requantize) for the rest.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) fn requantize_run(
+    q: &crate::kernels::Requantize,
+    bias: &[i32],
+    first: usize,
+    acc: &mut [i32],
+    out: &mut [i8],
+    vector: bool,
+) -> Result<(), crate::Error> {
+    use crate::Error;
+    let n = acc.len().min(out.len());
+    if let Some(b) = bias.get(first..first + n) {
+        for (a, &b) in acc.iter_mut().zip(b) {
+            *a = a.wrapping_add(b);
+        }
+    }
+    let m = q
+        .multipliers
+        .get(first..first + n)
+        .ok_or(Error::ShapeMismatch)?;
+    let s = q.shifts.get(first..first + n).ok_or(Error::ShapeMismatch)?;
+    let mut done = 0;
+    if vector {
+        let offset = _mm256_set1_epi32(q.output_offset);
+        let lo = _mm256_set1_epi32(i32::from(q.act_min));
+        let hi = _mm256_set1_epi32(i32::from(q.act_max));
+        let blocks = acc
+            .chunks_exact(8)
+            .zip(m.chunks_exact(8).zip(s.chunks_exact(8)))
+            .zip(out.chunks_exact_mut(8));
+        for ((a, (m, s)), o) in blocks {
+            // SAFETY: every chunk holds eight i32, one YMM register.
+            let (a, m, s) = unsafe {
+                (
+                    _mm256_loadu_si256(a.as_ptr().cast()),
+                    _mm256_loadu_si256(m.as_ptr().cast()),
+                    _mm256_loadu_si256(s.as_ptr().cast()),
+                )
+            };
+            let r = requantize8(a, m, s, offset, lo, hi);
+            let mut lanes = [0i32; 8];
+            // SAFETY: `lanes` holds eight i32.
+            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), r) };
+            for (o, &v) in o.iter_mut().zip(&lanes) {
+                // Clamped to the int8 activation range above.
+                *o = v as i8;
+            }
+            done += 8;
+        }
+    }
+    let rest = acc
+        .iter()
+        .zip(m.iter().zip(s))
+        .zip(out.iter_mut())
+        .skip(done);
+    for ((&a, (&m, &s)), o) in rest.take(n - done) {
+        *o = q.apply(a, m, s);
+    }
+    Ok(())
+}
