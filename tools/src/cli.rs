@@ -189,6 +189,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
         }
     };
     crate::parallel::set_default_threads(cli.threads.map(|n| n as usize));
+    // FIXNET_HOST_SIMD=off runs the portable kernels (same results), for comparing speeds.
+    #[cfg(target_arch = "x86_64")]
+    if std::env::var_os("FIXNET_HOST_SIMD").is_some_and(|v| v == "off") {
+        fixnet::kernels::host::set_enabled(false);
+    }
     match cli.command {
         Command::Convert {
             input,
@@ -469,10 +474,14 @@ fn run_cmd(
         (npy::encode_i8(&shape, &outputs)?, "int8")
     };
     write_atomically(out, &bytes)?;
+    let threads = crate::parallel::default_threads().min(batch.len().max(1));
     println!(
-        "{}: {dtype} outputs of shape ({}, {classes}) in {seconds:.3} s",
+        "{}: {dtype} outputs of shape ({}, {classes}) in {seconds:.3} s ({:.0} {}/s, {threads} thread{})",
         out.display(),
-        batch.len()
+        batch.len(),
+        batch.len() as f64 / seconds.max(1e-9),
+        batch.noun(),
+        if threads == 1 { "" } else { "s" }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -168,18 +168,19 @@ impl<'x> Conv<'x> {
         Ok(())
     }
 
-    /// Both patches' requantized outputs, one per channel, into `out0` and `out1`.
+    /// Both patches' requantized outputs, one per channel, into `out0` and `out1`; `acc` is
+    /// scratch space (its first `out_c` values of each row are overwritten).
     #[target_feature(enable = "avx2")]
     fn pair(
         &self,
         patches: &[[i16; MAX_TAPS]; 2],
+        acc: &mut [[i32; MAX_CHANNELS]; 2],
         out0: &mut [i8],
         out1: &mut [i8],
     ) -> Result<(), Error> {
         let [p0, p1] = patches;
         let (taps, out_c) = (self.taps, self.out_c);
-        let mut acc = [[0i32; MAX_CHANNELS]; 2];
-        let [acc0, acc1] = &mut acc;
+        let [acc0, acc1] = acc;
         let (acc0, acc1) = (
             acc0.get_mut(..out_c).ok_or(Error::ShapeMismatch)?,
             acc1.get_mut(..out_c).ok_or(Error::ShapeMismatch)?,
@@ -221,6 +222,7 @@ fn run(
 ) -> Result<(), Error> {
     // Zero past the taps, so that the last partial step of `dot` adds nothing.
     let mut patches = [[0i16; MAX_TAPS]; 2];
+    let mut acc = [[0i32; MAX_CHANNELS]; 2];
     if conv.taps.div_ceil(STEP) * STEP > MAX_TAPS {
         return Err(Error::CapacityExceeded);
     }
@@ -243,7 +245,7 @@ fn run(
             } else {
                 out1
             };
-            conv.pair(&patches, out0, out1)?;
+            conv.pair(&patches, &mut acc, out0, out1)?;
         }
         return Ok(());
     };
@@ -270,7 +272,7 @@ fn run(
                 }
                 k += 2;
                 let [v0, v1] = &mut values;
-                conv.pair(&patches, v0, v1)?;
+                conv.pair(&patches, &mut acc, v0, v1)?;
                 for ((o, &a), &b) in out.iter_mut().zip(v0.iter()).zip(v1.iter()) {
                     *o = (*o).max(a).max(b);
                 }
