@@ -188,12 +188,9 @@ impl<'x> Conv<'x> {
         let blocks = acc0.chunks_exact_mut(ROWS).zip(acc1.chunks_exact_mut(ROWS));
         for (block, (a0, a1)) in blocks.enumerate() {
             let c = block * ROWS;
-            let rows = [
-                span(self.filter, c * taps, taps)?,
-                span(self.filter, (c + 1) * taps, taps)?,
-                span(self.filter, (c + 2) * taps, taps)?,
-                span(self.filter, (c + 3) * taps, taps)?,
-            ];
+            // Each row with the rest of the filter after it (see `dot`).
+            let row = |c: usize| self.filter.get(c * taps..).ok_or(Error::ShapeMismatch);
+            let rows = [row(c)?, row(c + 1)?, row(c + 2)?, row(c + 3)?];
             let [d0, d1] = dot::<2, ROWS>([p0, p1], rows, taps).ok_or(Error::ShapeMismatch)?;
             a0.copy_from_slice(&d0);
             a1.copy_from_slice(&d1);

@@ -6,7 +6,7 @@
 use super::detect::avx2;
 use super::simd::{dot, widen, STEP};
 use crate::kernels::fast::FcRequant;
-use crate::kernels::{check_bias, clamp, span};
+use crate::kernels::{check_bias, clamp};
 use crate::Error;
 
 /// Most inputs this kernel takes (its widened copy of the input is on the stack).
@@ -82,7 +82,8 @@ fn run(
             }
         })
     };
-    let row = |o: usize| span(filter, o * n_in, n_in);
+    // Each row with the rest of the filter after it (see `dot`).
+    let row = |o: usize| filter.get(o * n_in..).ok_or(Error::ShapeMismatch);
     let full = output.len() / ROWS;
     let (blocks, rest) = output.split_at_mut(full * ROWS);
     for (block, outs) in blocks.chunks_exact_mut(ROWS).enumerate() {

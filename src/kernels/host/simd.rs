@@ -9,9 +9,11 @@ pub(super) const STEP: usize = 16;
 /// `out[p][r] = Σᵢ xs[p][i] · rows[r][i]`, summed with wrapping 32-bit adds.
 ///
 /// Each `xs[p]` must hold at least `len` rounded up to [`STEP`] values, zero past `len` (so
-/// that the last partial step adds nothing), and each row at least `len` weights; otherwise
-/// the result is `None`. The products are exact in `_mm256_madd_epi16` (16 × 8 bits), and
-/// the pairwise sums and lane sums wrap modulo 2^32 like the reference accumulator.
+/// that the last partial step adds nothing whatever weights it meets), and each row at least
+/// `len` weights; otherwise the result is `None`. A row may run on past `len` (the rest of the
+/// filter): the last partial step then reads its weights in place, else from a zero-padded
+/// copy. The products are exact in `_mm256_madd_epi16` (16 × 8 bits), and the pairwise sums
+/// and lane sums wrap modulo 2^32 like the reference accumulator.
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(super) fn dot<const P: usize, const R: usize>(
@@ -25,51 +27,70 @@ pub(super) fn dot<const P: usize, const R: usize>(
         return None;
     }
     let mut acc = [[_mm256_setzero_si256(); R]; P];
-    for k in 0..steps {
-        let at = k * STEP;
+    let mut step = |at: usize, w: [__m256i; R]| {
         let mut x = [_mm256_setzero_si256(); P];
         for (v, xp) in x.iter_mut().zip(xs) {
             // SAFETY: `at + STEP ≤ padded ≤ xp.len()` (checked above).
             *v = unsafe { _mm256_loadu_si256(xp.as_ptr().add(at).cast()) };
         }
-        for (r, row) in rows.iter().enumerate() {
-            // SAFETY: `at + STEP ≤ steps · STEP ≤ len ≤ row.len()`.
-            let w = unsafe { _mm_loadu_si128(row.as_ptr().add(at).cast()) };
-            let w = _mm256_cvtepi8_epi16(w);
+        for (r, w) in w.iter().enumerate() {
             for (a, v) in acc.iter_mut().zip(&x) {
-                a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(*v, w));
+                a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(*v, *w));
             }
         }
+    };
+    for k in 0..steps {
+        let at = k * STEP;
+        let mut w = [_mm256_setzero_si256(); R];
+        for (w, row) in w.iter_mut().zip(rows) {
+            // SAFETY: `at + STEP ≤ steps · STEP ≤ len ≤ row.len()`.
+            *w = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(row.as_ptr().add(at).cast()) });
+        }
+        step(at, w);
     }
     let at = steps * STEP;
     if at < len {
-        let mut x = [_mm256_setzero_si256(); P];
-        for (v, xp) in x.iter_mut().zip(xs) {
-            // SAFETY: `at + STEP = padded ≤ xp.len()`.
-            *v = unsafe { _mm256_loadu_si256(xp.as_ptr().add(at).cast()) };
+        let mut w = [_mm256_setzero_si256(); R];
+        for (w, row) in w.iter_mut().zip(rows) {
+            let bytes = match row.get(at..at + STEP) {
+                // Weights past `len` meet zero activations.
+                // SAFETY: the span holds STEP bytes.
+                Some(in_place) => unsafe { _mm_loadu_si128(in_place.as_ptr().cast()) },
+                None => {
+                    let mut tail = [0i8; STEP];
+                    let part = row.get(at..len).unwrap_or_default();
+                    for (t, &v) in tail.iter_mut().zip(part) {
+                        *t = v;
+                    }
+                    // SAFETY: `tail` holds STEP bytes.
+                    unsafe { _mm_loadu_si128(tail.as_ptr().cast()) }
+                }
+            };
+            *w = _mm256_cvtepi8_epi16(bytes);
         }
-        for (r, row) in rows.iter().enumerate() {
-            // The last weights, zero-padded: the row may end here.
-            let mut tail = [0i8; STEP];
-            let part = row.get(at..len).unwrap_or_default();
-            for (t, &w) in tail.iter_mut().zip(part) {
-                *t = w;
-            }
-            // SAFETY: `tail` holds STEP bytes.
-            let w = unsafe { _mm_loadu_si128(tail.as_ptr().cast()) };
-            let w = _mm256_cvtepi8_epi16(w);
-            for (a, v) in acc.iter_mut().zip(&x) {
-                a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(*v, w));
-            }
-        }
+        step(at, w);
     }
     let mut out = [[0i32; R]; P];
     for (o, a) in out.iter_mut().zip(&acc) {
-        for (o, a) in o.iter_mut().zip(a) {
-            *o = hsum(*a);
+        if R == 4 {
+            let sums = hsum4([a[0], a[1], a[2], a[3]]);
+            // SAFETY: `sums` is four i32, `o` holds four (R == 4).
+            unsafe { _mm_storeu_si128(o.as_mut_ptr().cast(), sums) };
+        } else {
+            for (o, a) in o.iter_mut().zip(a) {
+                *o = hsum(*a);
+            }
         }
     }
     Some(out)
+}
+
+/// The wrapping lane sums of four vectors, in order, as one 128-bit vector.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn hsum4(v: [__m256i; 4]) -> __m128i {
+    let t = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t))
 }
 
 /// The wrapping sum of the eight 32-bit lanes of `v`.
