@@ -204,6 +204,7 @@ pub(super) fn requantize_run(
 ) -> Result<(), crate::Error> {
     use crate::Error;
     let n = acc.len().min(out.len());
+    let acc = acc.get_mut(..n).ok_or(Error::ShapeMismatch)?;
     if let Some(b) = bias.get(first..first + n) {
         for (a, &b) in acc.iter_mut().zip(b) {
             *a = a.wrapping_add(b);
@@ -219,6 +220,11 @@ pub(super) fn requantize_run(
         let offset = _mm256_set1_epi32(q.output_offset);
         let lo = _mm256_set1_epi32(i32::from(q.act_min));
         let hi = _mm256_set1_epi32(i32::from(q.act_max));
+        // The low byte of each 32-bit lane, four per 128-bit half.
+        let low_bytes = _mm256_setr_epi8(
+            0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1,
+            -1, -1, -1, -1, -1, -1, -1, -1, -1,
+        );
         let blocks = acc
             .chunks_exact(8)
             .zip(m.chunks_exact(8).zip(s.chunks_exact(8)))
@@ -232,13 +238,13 @@ pub(super) fn requantize_run(
                     _mm256_loadu_si256(s.as_ptr().cast()),
                 )
             };
-            let r = requantize8(a, m, s, offset, lo, hi);
-            let mut lanes = [0i32; 8];
-            // SAFETY: `lanes` holds eight i32.
-            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), r) };
-            for (o, &v) in o.iter_mut().zip(&lanes) {
-                // Clamped to the int8 activation range above.
-                *o = v as i8;
+            // Clamped to the int8 activation range: each lane's low byte is its value.
+            let r = _mm256_shuffle_epi8(requantize8(a, m, s, offset, lo, hi), low_bytes);
+            let low = _mm256_cvtsi256_si32(r) as u32;
+            let high = _mm256_extract_epi32::<4>(r) as u32;
+            let bytes = (u64::from(high) << 32 | u64::from(low)).to_le_bytes();
+            for (o, b) in o.iter_mut().zip(bytes) {
+                *o = b as i8;
             }
             done += 8;
         }
