@@ -6,7 +6,9 @@
 # is not installed. Models: the seed CNN on the 2,000 MNIST test digits, keyword spotting and
 # visual wake words (tests/fixtures/mlperf, their 200 committed inputs). Each figure is the
 # best of REPEAT runs (default 5): the machine may be shared, and the best run is the one
-# least disturbed. Writes docs/benchmarks-host.md (OUT=path to write elsewhere).
+# least disturbed. Writes its section of docs/benchmarks-host.md (between the
+# `<!-- bench_host: start -->` and `<!-- bench_host: end -->` lines, added before the first
+# `## ` heading after the introduction when missing; OUT=path for another page) and prints it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repeat=${REPEAT:-5}
@@ -91,8 +93,10 @@ done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 tf_version=$($litert_ok && python3 -c "import tensorflow as tf; print(tf.__version__)" 2>/dev/null || echo "not installed")
 
+section="$work/section.md"
 {
-  echo "# Host simulation speed"
+  echo "<!-- bench_host: start -->"
+  echo "## Every engine, every core: \`bash tools/scripts/bench_host.sh\`"
   echo
   echo "Measured by \`bash tools/scripts/bench_host.sh\` on $(date -u +%Y-%m-%d), commit"
   echo "$(git rev-parse --short HEAD): images (inputs) per second of inference, inputs already decoded,"
@@ -115,5 +119,19 @@ tf_version=$($litert_ok && python3 -c "import tensorflow as tf; print(tf.__versi
       printf "| %s | %.0f | %.0f | %.2f× | %.0f | %s | %s |\n", name, one, all, all / one, portable, l, ratio
     }'
   done
-} >"$out"
-cat "$out"
+  echo "<!-- bench_host: end -->"
+} >"$section"
+
+# Replace the section in place, or insert it before the first second-level heading.
+[ -f "$out" ] || printf '# Host benchmarks (x86-64)\n\n' >"$out"
+awk -v section="$section" '
+  function emit() { while ((getline line < section) > 0) print line; close(section); done = 1 }
+  /^<!-- bench_host: start -->/ { skipping = 1; emit(); next }
+  /^<!-- bench_host: end -->/ { skipping = 0; next }
+  skipping { next }
+  /^## / && !done && !seen_marker { emit(); print "" }
+  { print }
+  END { if (!done) { print ""; emit() } }
+' seen_marker="$(grep -c '^<!-- bench_host: start -->' "$out" || true)" "$out" >"$work/page.md"
+mv "$work/page.md" "$out"
+cat "$section"
