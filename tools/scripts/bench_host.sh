@@ -106,6 +106,10 @@ section="$work/section.md"
   echo "\`tf.lite.Interpreter(num_threads=1)\` with its default kernels (XNNPACK, not bit-exact"
   echo "with the reference kernels, which fixnet is), set_tensor + invoke + get_tensor per input."
   echo
+  if [ -n "${CARGO_PROFILE_RELEASE_LTO:-}" ]; then
+    echo "Built with \`CARGO_PROFILE_RELEASE_LTO=$CARGO_PROFILE_RELEASE_LTO\`."
+    echo
+  fi
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $cores cores,"
   echo "load average $load_before before and $load_after after (a shared machine: with other"
   echo "work running, both engines lose, and the all-core figure most)."
