@@ -14,8 +14,12 @@ use core::arch::x86_64::*;
 
 const LANES: usize = 8;
 
+/// Most channels this kernel takes (its accumulators are on the stack).
+pub const MAX_CHANNELS: usize = 2048;
+
 /// [`depthwise_conv2d`](crate::kernels::depthwise_conv2d) with AVX2, or `None` when it does
-/// not take the call (see [the module](super)): only a depth multiplier of 1.
+/// not take the call (see [the module](super)): only a depth multiplier of 1 and at most
+/// [`MAX_CHANNELS`] channels.
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise_conv2d(
     input: &[i8],
@@ -38,7 +42,7 @@ pub fn depthwise_conv2d(
     input_shape.check_len(input.len()).ok()?;
     output_shape.check_len(output.len()).ok()?;
     let c = input_shape.channels;
-    if output_shape.channels != c || c == 0 {
+    if output_shape.channels != c || c == 0 || c > MAX_CHANNELS {
         return None;
     }
     if w.kernel_h.checked_mul(w.kernel_w)?.checked_mul(c)? != filter.len() {
@@ -77,6 +81,8 @@ fn run(
     let offset = _mm256_set1_epi32(q.input_offset);
     let blocks = c / LANES;
     let vector = shifts_in_range(q.shifts);
+    // Accumulators of one output pixel.
+    let mut all = [0i32; MAX_CHANNELS];
     let mut pixels = output.chunks_exact_mut(c);
     for oy in 0..output_shape.height {
         let (fy0, fy1, iy0) = window_taps(
@@ -97,7 +103,7 @@ fn run(
             let Some(pixel) = pixels.next() else {
                 return Ok(());
             };
-            let mut acc = [0i32; LANES];
+            let acc = all.get_mut(..c).ok_or(Error::ShapeMismatch)?;
             for block in 0..blocks {
                 let ch = block * LANES;
                 let mut sum = _mm256_setzero_si256();
@@ -117,10 +123,9 @@ fn run(
                         sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(x, f));
                     }
                 }
-                // SAFETY: `acc` holds eight i32, one YMM register.
-                unsafe { _mm256_storeu_si256(acc.as_mut_ptr().cast(), sum) };
-                let outs = pixel.get_mut(ch..ch + LANES).ok_or(Error::ShapeMismatch)?;
-                requantize_run(q, bias, ch, &mut acc, outs, vector)?;
+                let lanes = acc.get_mut(ch..ch + LANES).ok_or(Error::ShapeMismatch)?;
+                // SAFETY: `lanes` holds eight i32, one YMM register.
+                unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sum) };
             }
             for ch in blocks * LANES..c {
                 let mut a: i32 = 0;
@@ -131,19 +136,11 @@ fn run(
                         a = a.wrapping_add(f.wrapping_mul(x.wrapping_add(q.input_offset)));
                     }
                 }
-                let o = pixel.get_mut(ch).ok_or(Error::ShapeMismatch)?;
-                *o = requantize(q, bias, ch, a)?;
+                *acc.get_mut(ch).ok_or(Error::ShapeMismatch)? = a;
             }
+            // The whole pixel at once, so that the vector requantization meets long runs.
+            requantize_run(q, bias, 0, acc, pixel, vector)?;
         }
     }
     Ok(())
-}
-
-/// Channel `ch`'s output from its accumulator without the bias.
-#[inline]
-fn requantize(q: &Requantize, bias: &[i32], ch: usize, acc: i32) -> Result<i8, Error> {
-    let b = bias.get(ch).copied().unwrap_or(0);
-    let m = *q.multipliers.get(ch).ok_or(Error::ShapeMismatch)?;
-    let s = *q.shifts.get(ch).ok_or(Error::ShapeMismatch)?;
-    Ok(q.apply(acc.wrapping_add(b), m, s))
 }
