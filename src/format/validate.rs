@@ -347,7 +347,9 @@ fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
             }
             Ok(())
         }
-        Op::Add(_) | Op::Mul(_) => {
+        // Guarded by the features as constants, so that a build with neither links none of
+        // this (the decoder already refused such ops).
+        Op::Add(_) | Op::Mul(_) if OpKind::Add.is_built() || OpKind::Mul.is_built() => {
             op.kind().require_built()?;
             let out = activation(g, op.output())?;
             for id in op.inputs().iter() {
@@ -423,6 +425,7 @@ fn check_op<'a>(g: &impl Graph<'a>, op: &Op<'a>) -> Result<(), Error> {
             }
             Ok(())
         }
+        Op::Add(_) | Op::Mul(_) => Err(Error::UnknownOp(op.kind() as u8)),
         Op::Reshape { input, output } => {
             let tin = activation(g, *input)?;
             let tout = activation(g, *output)?;
