@@ -11,8 +11,8 @@
 
 use crate::float::Activation;
 
-/// `⌊(a·b + 2^30) / 2^31⌋` for kernels with their own requantization loop (`rounded_high_mul`
-/// picks the build without a 64-bit multiply on Armv6-M).
+// Crate-visible for kernels with their own requantization loop: `rounded_high_mul` picks the
+// build without a 64-bit multiply on Armv6-M.
 pub(crate) mod high_mul;
 
 /// gemmlowp's `SaturatingRoundingDoublingHighMul` (ARM `VQRDMULH`): `a · b / 2^31`, rounded.
