@@ -11,6 +11,10 @@
 
 use crate::float::Activation;
 
+// Crate-visible for kernels with their own requantization loop: `rounded_high_mul` picks the
+// build without a 64-bit multiply on Armv6-M.
+pub(crate) mod high_mul;
+
 /// gemmlowp's `SaturatingRoundingDoublingHighMul` (ARM `VQRDMULH`): `a · b / 2^31`, rounded.
 ///
 /// The rounding is the one gemmlowp's scalar code does, which is *not* symmetric: a nudge of
@@ -22,10 +26,10 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
-    let ab = i64::from(a) * i64::from(b);
-    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // |ab + nudge| < 2^62, and the quotient fits i32 now that MIN·MIN is excluded.
-    ((ab + nudge) / (1i64 << 31)) as i32
+    // gemmlowp's `(ab + nudge) / 2^31`, truncated toward zero, is `⌊(ab + 2^30) / 2^31⌋` for
+    // either sign of `ab` (for `ab < 0`, `⌈(ab + 1 − 2^30) / 2^31⌉` is that floor), which
+    // needs no sign test and, without a 64-bit multiply, no 64-bit product at all.
+    high_mul::rounded_high_mul(a, b)
 }
 
 /// gemmlowp's `RoundingDivideByPOT`: `x / 2^exponent`, rounded to nearest with ties away from
@@ -47,7 +51,9 @@ pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
             0
         };
     }
-    let mask = ((1i64 << exponent) - 1) as i32;
+    // 1 ≤ exponent ≤ 31; a 32-bit mask (a 64-bit shift is a multi-instruction sequence on
+    // 32-bit targets).
+    let mask = (u32::MAX >> (32 - exponent)) as i32;
     let remainder = x & mask;
     let threshold = (mask >> 1) + i32::from(x < 0);
     (x >> exponent) + i32::from(remainder > threshold)

@@ -95,3 +95,68 @@ fn an_unfused_max_pool_needs_its_feature() {
         }
     }
 }
+
+/// The seed CNN's bytes with op `index`'s kind byte replaced by `kind` (its record is then
+/// wrong for that kind; only the kind is read before a build without it refuses the op).
+fn seed_with_kind(index: usize, kind: OpKind) -> Aligned {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/seed_cnn.fxn");
+    let mut bytes = std::fs::read(path).unwrap();
+    let tensors = usize::from(u16::from_le_bytes([bytes[16], bytes[17]]));
+    let record = fixnet::format::HEADER_LEN
+        + tensors * fixnet::format::TENSOR_RECORD_LEN
+        + index * fixnet::format::OP_RECORD_LEN;
+    bytes[record] = kind as u8;
+    Aligned::new(&bytes)
+}
+
+/// A build without an op's feature refuses its record with `Error::UnknownOp` before
+/// decoding anything else of it (the decoder is not even linked), whatever the record holds.
+#[test]
+fn an_op_whose_feature_is_off_is_refused_by_its_kind_alone() {
+    let kinds = [
+        OpKind::DepthwiseConv2d,
+        OpKind::AvgPool,
+        OpKind::Add,
+        OpKind::Lookup,
+        OpKind::Mean,
+        OpKind::Pad,
+        OpKind::Concatenation,
+        OpKind::Mul,
+    ];
+    for kind in kinds {
+        // The softmax, the last op: a record of the softmax's fields under another kind.
+        let bytes = seed_with_kind(7, kind);
+        let err = Model::from_bytes_unchecked_crc(bytes.bytes()).unwrap_err();
+        if !kind.is_built() {
+            assert_eq!(err, Error::UnknownOp(kind as u8), "{kind:?}");
+        } else {
+            // Built: the record is decoded and found wrong for the kind.
+            assert_ne!(err, Error::UnknownOp(kind as u8), "{kind:?}");
+        }
+    }
+}
+
+/// Format versions 1 and 2 are read only with `legacy-format`: without it the oldest
+/// version read is 3 and an older header is refused as such.
+#[test]
+fn older_format_versions_need_legacy_format() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/seed_cnn.fxn");
+    let mut bytes = std::fs::read(path).unwrap();
+    assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 3);
+    let expected_min = if cfg!(feature = "legacy-format") {
+        1
+    } else {
+        3
+    };
+    assert_eq!(fixnet::format::MIN_VERSION, expected_min);
+    for version in [1u16, 2] {
+        bytes[4..6].copy_from_slice(&version.to_le_bytes());
+        let err = Model::from_bytes_unchecked_crc(Aligned::new(&bytes).bytes()).unwrap_err();
+        if cfg!(feature = "legacy-format") {
+            // Read as an old model, and refused for the lifetimes only version 3 stores.
+            assert_eq!(err, Error::BadHeader, "version {version}");
+        } else {
+            assert_eq!(err, Error::UnsupportedVersion(version));
+        }
+    }
+}

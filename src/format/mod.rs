@@ -28,8 +28,13 @@ pub const MAGIC: [u8; 4] = *b"FXNM";
 /// with several readers, no count limits) and stores each activation's lifetime in its
 /// record, so that a reader checks the memory plan without any table of its own.
 pub const VERSION: u16 = 3;
-/// The oldest format version this build reads.
-pub const MIN_VERSION: u16 = 1;
+/// The oldest format version this build reads: 1 with the `legacy-format` feature (on by
+/// default), else 3.
+pub const MIN_VERSION: u16 = if cfg!(feature = "legacy-format") {
+    1
+} else {
+    3
+};
 /// Bytes in the header.
 pub const HEADER_LEN: usize = 48;
 /// Bytes in one tensor record.

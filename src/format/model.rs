@@ -111,12 +111,19 @@ impl<'a> Model<'a> {
             crc: stored,
             version,
         };
-        if version < 3 {
+        if model.is_legacy() {
             model.check_legacy()?;
         }
         check_graph(&model)?;
         check_plan(&model, arena_size)?;
         Ok(model)
+    }
+
+    /// A version-1 or version-2 model (only ever true with the `legacy-format` feature, so
+    /// that a build without it links none of their code).
+    #[inline(always)]
+    fn is_legacy(&self) -> bool {
+        MIN_VERSION < 3 && self.version < 3
     }
 
     /// Versions 1 and 2 store no lifetimes and no elided activations (those are found from
@@ -270,13 +277,13 @@ impl<'a> Graph<'a> for Model<'a> {
         self.output
     }
     fn lifetime(&self, t: TensorId) -> Result<Lifetime, Error> {
-        if self.version < 3 {
+        if self.is_legacy() {
             return Ok(scan_lifetime(self, t)?.0);
         }
         Ok(self.tensor(t)?.lifetime)
     }
     fn is_elided(&self, t: TensorId) -> Result<bool, Error> {
-        if self.version < 3 {
+        if self.is_legacy() {
             return Ok(scan_lifetime(self, t)?.1);
         }
         Ok(self.tensor(t)?.elided)

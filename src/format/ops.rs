@@ -81,6 +81,29 @@ impl OpKind {
         }
     }
 
+    /// True when this build can decode the op's record: its kernel is built, or (a max
+    /// pool, a Conv2D) it may be fused into a kernel that is. [`check_graph`] then refuses a
+    /// max pool or Conv2D that is decodable but not fused where its feature is off.
+    ///
+    /// [`check_graph`]: super::validate::check_graph
+    const fn is_decodable(self) -> bool {
+        match self {
+            OpKind::MaxPool => true,
+            OpKind::Conv2d => cfg!(feature = "op-conv2d-pool"),
+            other => other.is_built(),
+        }
+    }
+
+    /// `Ok` when [`OpKind::is_decodable`], else [`Error::UnknownOp`] with its code.
+    #[inline(always)]
+    fn require_decodable(self) -> Result<(), Error> {
+        if self.is_decodable() {
+            Ok(())
+        } else {
+            Err(Error::UnknownOp(self as u8))
+        }
+    }
+
     /// `Ok` when this build has the op's kernel ([`OpKind::is_built`]), else
     /// [`Error::UnknownOp`] with its code.
     #[inline(always)]
@@ -290,7 +313,9 @@ impl<'a> Inputs<'a> {
     pub fn iter(&self) -> impl Iterator<Item = TensorId> + 'a {
         let (fixed, n_fixed, list): ([TensorId; 2], usize, &'a [TensorId]) = match *self {
             Inputs::Fixed { ids, len } => (ids, usize::from(len).min(2), &[]),
-            Inputs::List(l) => ([NO_TENSOR; 2], 0, l),
+            // Only a concatenation has a list: without it the chain is the fixed part.
+            Inputs::List(l) if cfg!(feature = "op-concatenation") => ([NO_TENSOR; 2], 0, l),
+            Inputs::List(_) => ([NO_TENSOR; 2], 0, &[]),
         };
         fixed.into_iter().take(n_fixed).chain(list.iter().copied())
     }
@@ -573,6 +598,9 @@ impl<'a> Op<'a> {
     ) -> Result<Self, Error> {
         let r = Record::<OP_RECORD_LEN>::at(blob, record)?;
         let kind = OpKind::from_code(r.u8::<0>())?;
+        // An op this build cannot run is refused before its record is read, so that the
+        // decoding and checks of its fields are not linked either.
+        kind.require_decodable()?;
         let padding = padding_of(r.u8::<1>())?;
         let act_min = r.i8::<2>();
         let act_max = r.i8::<3>();
@@ -591,12 +619,29 @@ impl<'a> Op<'a> {
         let p0 = r.i32::<28>();
         let p1 = r.i32::<32>();
         let p2 = r.i32::<36>();
+        // Each arm names its kind as a constant, so that a build without the op's feature
+        // drops the decoder behind it.
         match kind {
-            OpKind::Add => return decode_add(&r),
-            OpKind::Mul => return decode_mul(&r),
-            OpKind::Lookup | OpKind::Mean | OpKind::Pad | OpKind::Concatenation => {
-                return decode_data_op(kind, &r, blob, data_section)
+            OpKind::Add if OpKind::Add.is_built() => return decode_add(&r),
+            OpKind::Mul if OpKind::Mul.is_built() => return decode_mul(&r),
+            OpKind::Lookup if OpKind::Lookup.is_built() => {
+                return decode_data_op(OpKind::Lookup, &r, blob, data_section)
             }
+            OpKind::Mean if OpKind::Mean.is_built() => {
+                return decode_data_op(OpKind::Mean, &r, blob, data_section)
+            }
+            OpKind::Pad if OpKind::Pad.is_built() => {
+                return decode_data_op(OpKind::Pad, &r, blob, data_section)
+            }
+            OpKind::Concatenation if OpKind::Concatenation.is_built() => {
+                return decode_data_op(OpKind::Concatenation, &r, blob, data_section)
+            }
+            OpKind::Add
+            | OpKind::Mul
+            | OpKind::Lookup
+            | OpKind::Mean
+            | OpKind::Pad
+            | OpKind::Concatenation => return Err(Error::UnknownOp(kind as u8)),
             _ => {}
         }
         let has_double_scales = flags == FLAG_DOUBLE_SCALES && kind == OpKind::FullyConnected;
