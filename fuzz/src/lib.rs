@@ -230,6 +230,8 @@ impl fixnet_app::Backend for AcceptAll<'_, '_> {
     }
     fn training(&self) -> Option<fixnet_app::TrainingInfo> {
         Some(fixnet_app::TrainingInfo {
+            mode: Default::default(),
+            anchor_q16: 0,
             train_from: 0,
             bias_from: 0,
             batch_size: 1,

@@ -308,15 +308,58 @@ pub fn conv2d_weight_grad(
     rate: impl Fn(usize) -> Scale,
     acc: &mut [i32],
 ) -> Result<(), Error> {
-    let taps = check_conv(
+    conv2d_weight_grad_channels(
+        input,
+        in_shape,
+        input_zero_point,
+        grad_out,
+        out_shape,
+        window,
+        &[],
+        rate,
+        acc,
+    )
+}
+
+/// [`conv2d_weight_grad`] of some output channels only (a sparse update): `acc` holds the
+/// filters of `channels` one after the other, in that order; an empty `channels` means all
+/// of them, in order.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_weight_grad_channels(
+    input: &[i8],
+    in_shape: Shape,
+    input_zero_point: i32,
+    grad_out: &[i32],
+    out_shape: Shape,
+    window: &Window,
+    channels: &[u16],
+    rate: impl Fn(usize) -> Scale,
+    acc: &mut [i32],
+) -> Result<(), Error> {
+    let out_c = out_shape.channels;
+    let taps = window
+        .kernel_h
+        .checked_mul(window.kernel_w)
+        .and_then(|t| t.checked_mul(in_shape.channels))
+        .ok_or(Error::ShapeMismatch)?;
+    let filter_len = out_c.checked_mul(taps).ok_or(Error::ShapeMismatch)?;
+    let picked = if channels.is_empty() { out_c } else { channels.len() };
+    if picked.checked_mul(taps) != Some(acc.len()) {
+        return Err(Error::ShapeMismatch);
+    }
+    check_conv(
         in_shape,
         input.len(),
         out_shape,
         grad_out.len(),
         window,
-        acc.len(),
+        filter_len,
     )?;
-    let (in_w, in_c, out_c) = (in_shape.width, in_shape.channels, out_shape.channels);
+    if channels.iter().any(|&c| usize::from(c) >= out_c) {
+        return Err(Error::ShapeMismatch);
+    }
+    let channel = |k: usize| channels.get(k).map_or(k, |&c| usize::from(c));
+    let (in_w, in_c) = (in_shape.width, in_shape.channels);
     let kernel_row = window.kernel_w * in_c;
     for_each_window(
         in_shape,
@@ -324,12 +367,15 @@ pub fn conv2d_weight_grad(
         window,
         |pos, (fy0, fy1, iy0), (fx0, fx1, ix0)| {
             let run = (fx1 - fx0) * in_c;
-            for (c, &g) in span(grad_out, pos * out_c, out_c)?.iter().enumerate() {
+            let grads = span(grad_out, pos * out_c, out_c)?;
+            for k in 0..picked {
+                let c = channel(k);
+                let g = at(grads, c)?;
                 if g == 0 {
                     continue;
                 }
                 let coef = coefficient(rate(c), g);
-                let channel_acc = span_mut(acc, c * taps, taps)?;
+                let channel_acc = span_mut(acc, k * taps, taps)?;
                 for (fy, iy) in (fy0..fy1).zip(iy0..) {
                     let input_run = span(input, (iy * in_w + ix0) * in_c, run)?;
                     let acc_run = span_mut(channel_acc, fy * kernel_row + fx0 * in_c, run)?;

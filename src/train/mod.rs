@@ -32,10 +32,12 @@ pub mod backward;
 pub mod fixed;
 pub mod float;
 mod forward;
+mod mode;
 mod plan;
 mod trainer;
 
 pub use arena::{Bump, CARVE_ALIGN};
+pub use mode::TrainMode;
 pub use plan::ArenaUse;
 pub use trainer::{Constant, GuardOutcome, Trainer};
 
@@ -46,6 +48,10 @@ use crate::Error;
 pub const MAX_LAYERS: usize = 32;
 /// Most activations a trainable suffix keeps for the backward pass.
 pub const MAX_SAVED: usize = 64;
+
+/// Passes over a user's samples that [`TrainConfig::new`]'s settings are made for (what
+/// `fixnet finetune` runs by default; a device that keeps its samples can do the same).
+pub const DEFAULT_EPOCHS: u16 = 10;
 
 /// How the int8 weights are refreshed from the master weights after an update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,25 +91,49 @@ pub struct TrainConfig {
     pub rounding: Rounding,
     /// Seed of the stochastic rounding.
     pub seed: u32,
+    /// Pull towards the model's own constants, in Q16: every update moves each trained
+    /// master this fraction of the way back to its value in the model (0 = off). It bounds
+    /// how far a few samples can drag the layer, and so how much of the original data it
+    /// forgets.
+    pub anchor_q16: u32,
+    /// Also train the weights of a few output channels of one convolution before
+    /// `train_from` (its biases and those of the layers after it train too).
+    pub sparse: Option<SparseChannels>,
+}
+
+/// A sparse update of a convolution: the weights of `channels` of its output channels, those
+/// whose features the next fully connected layer weighs most (largest sum of absolute
+/// weights reading them), or its first ones when no fully connected layer follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SparseChannels {
+    /// The convolution's op index.
+    pub op: usize,
+    /// How many of its output channels train their weights.
+    pub channels: u16,
 }
 
 impl TrainConfig {
-    /// Defaults that work for a few samples per class on the seed CNN's last Dense layer
-    /// (about 5 epochs): batch 10, learning rate 0.003, no momentum, constant rate, rollback
-    /// guard on, round-to-nearest. Larger rates adapt faster to the new samples but forget
-    /// more of the original data.
+    /// Defaults that work without tuning for a few samples per class ([`DEFAULT_EPOCHS`]
+    /// passes over 10 per class, `tests/finetune_defaults.rs`): batch 10, learning rate 0.02,
+    /// no momentum, constant rate, an anchor of 0.03 pulling the trained constants back to
+    /// the model's own, rollback guard on, round-to-nearest. The anchor lets the rate be high
+    /// enough to follow a user within a few passes while bounding how far the layer drifts,
+    /// and so how much of the original data it forgets.
     pub const fn new(train_from: usize) -> Self {
         TrainConfig {
             train_from,
             bias_from: None,
             batch_size: 10,
-            learning_rate_q16: 197,
+            learning_rate_q16: 1311,
             momentum_q15: 0,
             decay_every: 0,
             decay_factor_q16: 1 << 16,
             rollback: true,
             rounding: Rounding::Nearest,
             seed: 0x2545_F491,
+            anchor_q16: 1966,
+            sparse: None,
         }
     }
 
@@ -135,6 +165,19 @@ impl TrainConfig {
     pub fn step_decay(mut self, every: u32, factor: f32) -> Self {
         self.decay_every = every;
         self.decay_factor_q16 = to_fixed(factor, 16, u32::MAX);
+        self
+    }
+
+    /// Sets the pull towards the model's own constants per update (a real number in [0, 1)).
+    pub fn anchor(mut self, fraction: f32) -> Self {
+        self.anchor_q16 = to_fixed(fraction, 16, 65535);
+        self
+    }
+
+    /// Also trains the weights of `channels` output channels of convolution `op` (and the
+    /// biases from `op` on).
+    pub const fn sparse_channels(mut self, op: usize, channels: u16) -> Self {
+        self.sparse = Some(SparseChannels { op, channels });
         self
     }
 

@@ -15,6 +15,9 @@ pub(crate) struct LayerPlan {
     pub bias: TensorId,
     pub weights: usize,
     pub channels: usize,
+    /// Output channels whose weights train: all `channels`, or a sparse subset
+    /// ([`TrainConfig::sparse`]).
+    pub weight_channels: usize,
     pub train_weights: bool,
     pub train_bias: bool,
 }
@@ -27,8 +30,9 @@ pub(crate) struct Plan {
     pub layers: heapless::Vec<LayerPlan, MAX_LAYERS>,
     /// Activations kept for the backward pass: (root tensor, elements).
     pub saved: heapless::Vec<(TensorId, usize), MAX_SAVED>,
-    /// Elements of each of the two gradient buffers.
-    pub grad_len: usize,
+    /// Elements of the two gradient buffers, which the backward pass uses in turn (output
+    /// gradient in one, input gradient in the other).
+    pub grad_len: [usize; 2],
     /// The logits the loss reads, and the softmax that turns them into probabilities.
     pub logits: TensorId,
     pub softmax: SoftmaxParams,
@@ -107,7 +111,15 @@ fn save(
 pub(crate) fn analyze(model: &Model<'_>, config: &TrainConfig) -> Result<Plan, TrainError> {
     let n = model.op_count();
     let train_from = config.train_from;
-    let bias_from = config.bias_from.unwrap_or(train_from).min(train_from);
+    let mut bias_from = config.bias_from.unwrap_or(train_from).min(train_from);
+    let sparse = match config.sparse {
+        Some(s) if s.channels > 0 && s.op < train_from => {
+            bias_from = bias_from.min(s.op);
+            Some(s)
+        }
+        Some(_) => return Err(TrainError::BadConfig),
+        None => None,
+    };
     if train_from >= n {
         return Err(TrainError::NothingToTrain);
     }
@@ -116,12 +128,17 @@ pub(crate) fn analyze(model: &Model<'_>, config: &TrainConfig) -> Result<Plan, T
     for i in bias_from..n {
         match model.op(i)? {
             Op::FullyConnected(f) => {
+                if sparse.is_some_and(|s| s.op == i) {
+                    return Err(TrainError::BadConfig);
+                }
+                let channels = elements(model, f.bias)?;
                 let lp = LayerPlan {
                     op: i,
                     filter: f.filter,
                     bias: f.bias,
                     weights: elements(model, f.filter)?,
-                    channels: elements(model, f.bias)?,
+                    channels,
+                    weight_channels: channels,
                     train_weights: i >= train_from,
                     train_bias: true,
                 };
@@ -129,13 +146,16 @@ pub(crate) fn analyze(model: &Model<'_>, config: &TrainConfig) -> Result<Plan, T
                 let _ = layers.push(lp);
             }
             Op::Conv2d(c) => {
+                let channels = elements(model, c.bias)?;
+                let picked = sparse.filter(|s| s.op == i).map(|s| usize::from(s.channels));
                 let lp = LayerPlan {
                     op: i,
                     filter: c.filter,
                     bias: c.bias,
                     weights: elements(model, c.filter)?,
-                    channels: elements(model, c.bias)?,
-                    train_weights: i >= train_from,
+                    channels,
+                    weight_channels: picked.unwrap_or(channels).min(channels),
+                    train_weights: i >= train_from || picked.is_some(),
                     train_bias: true,
                 };
                 first.get_or_insert(i);
@@ -156,8 +176,12 @@ pub(crate) fn analyze(model: &Model<'_>, config: &TrainConfig) -> Result<Plan, T
         return Err(TrainError::NothingToTrain);
     }
 
+    if let Some(s) = sparse {
+        if layers.iter().all(|l: &LayerPlan| l.op != s.op) {
+            return Err(TrainError::BadConfig);
+        }
+    }
     let mut saved = heapless::Vec::new();
-    let mut grad_len = 0;
     for i in first..n {
         let op = model.op(i)?;
         // The backward pass needs a fused convolution's output, which is never stored.
@@ -173,7 +197,7 @@ pub(crate) fn analyze(model: &Model<'_>, config: &TrainConfig) -> Result<Plan, T
             | Op::Concatenation(_)
             | Op::Mul(_) => return Err(TrainError::Unsupported { op: i }),
             Op::FullyConnected(_) | Op::Conv2d(_) => {
-                if i >= train_from {
+                if i >= train_from || sparse.is_some_and(|s| s.op == i) {
                     save(model, &mut saved, op.input())?;
                 }
                 save(model, &mut saved, op.output())?;
@@ -185,8 +209,8 @@ pub(crate) fn analyze(model: &Model<'_>, config: &TrainConfig) -> Result<Plan, T
             Op::AvgPool(_) => save(model, &mut saved, op.output())?,
             _ => {}
         }
-        grad_len = grad_len.max(elements(model, op.output())?);
     }
+    let grad_len = gradient_buffers(model, first)?;
     let (logits, softmax) = match model.op(n - 1)? {
         Op::Softmax(s) => (s.input, s.params),
         _ => {
@@ -208,6 +232,34 @@ pub(crate) fn analyze(model: &Model<'_>, config: &TrainConfig) -> Result<Plan, T
     })
 }
 
+/// Sizes of the two gradient buffers: the backward pass starts with the logits' gradient in
+/// the first, and every op with a backward pass reads its output gradient from one and
+/// writes its input gradient to the other (except the first trained op, which has no input
+/// gradient), so each buffer only has to hold the gradients that land in it.
+fn gradient_buffers(model: &Model<'_>, first: usize) -> Result<[usize; 2], TrainError> {
+    let n = model.op_count();
+    let mut len = [0usize; 2];
+    let mut cur = 0;
+    for i in (first..n).rev() {
+        let op = model.op(i)?;
+        if matches!(op, Op::Softmax(_) | Op::Reshape { .. }) {
+            if i + 1 == n {
+                let slot = len.get_mut(cur).ok_or(TrainError::BadConfig)?;
+                *slot = (*slot).max(elements(model, op.input())?);
+            }
+            continue;
+        }
+        let slot = len.get_mut(cur).ok_or(TrainError::BadConfig)?;
+        *slot = (*slot).max(elements(model, op.output())?);
+        if i > first {
+            let other = len.get_mut(1 - cur).ok_or(TrainError::BadConfig)?;
+            *other = (*other).max(elements(model, op.input())?);
+            cur = 1 - cur;
+        }
+    }
+    Ok(len)
+}
+
 pub(crate) fn arena_use(model: &Model<'_>, plan: &Plan, config: &TrainConfig) -> ArenaUse {
     let mut u = ArenaUse {
         inference: Bump::size_of::<u8>(model.arena_size()),
@@ -216,9 +268,15 @@ pub(crate) fn arena_use(model: &Model<'_>, plan: &Plan, config: &TrainConfig) ->
     };
     for l in &plan.layers {
         if l.train_weights {
-            u.weights += 2 * Bump::size_of::<i32>(l.weights) + Bump::size_of::<i8>(l.weights);
+            // Masters, steps and last-good copies only for the trained channels; the int8
+            // working copy is the whole filter, which the forward pass reads.
+            let trained = trained_weights(l);
+            u.weights += 2 * Bump::size_of::<i32>(trained) + Bump::size_of::<i8>(l.weights);
             if config.rollback {
-                u.weights += Bump::size_of::<i8>(l.weights);
+                u.weights += Bump::size_of::<i8>(trained);
+            }
+            if l.weight_channels < l.channels {
+                u.weights += Bump::size_of::<u16>(l.weight_channels);
             }
         }
         if l.train_bias {
@@ -229,6 +287,14 @@ pub(crate) fn arena_use(model: &Model<'_>, plan: &Plan, config: &TrainConfig) ->
     for (_, len) in &plan.saved {
         u.activations += Bump::size_of::<i8>(*len);
     }
-    u.gradients = 2 * Bump::size_of::<i32>(plan.grad_len);
+    u.gradients = plan.grad_len.iter().map(|&n| Bump::size_of::<i32>(n)).sum();
     u
+}
+
+/// Weights whose masters a layer keeps: those of its trained output channels.
+pub(crate) fn trained_weights(l: &LayerPlan) -> usize {
+    match l.weights.checked_div(l.channels) {
+        Some(per_channel) if l.weight_channels < l.channels => per_channel * l.weight_channels,
+        _ => l.weights,
+    }
 }

@@ -5,7 +5,7 @@ use super::arena::Bump;
 use super::backward as bw;
 use super::fixed::{Scale, GRAD_BITS, LOSS_BITS, MASTER_BITS, MAX_BIAS_BITS};
 use super::forward::{activation, activation_mut, op_window, run_op};
-use super::plan::{analyze, arena_use, root, ArenaUse, LayerPlan, Plan};
+use super::plan::{analyze, arena_use, root, trained_weights, ArenaUse, LayerPlan, Plan};
 use super::{Loss, Rounding, TrainConfig, TrainError};
 use crate::format::{Model, Op, TensorId};
 use crate::overlay::Overlay;
@@ -16,14 +16,106 @@ use crate::Error;
 /// only have to travel back before the int8 weight moves again.
 const MASTER_LIMIT: i32 = (127 << MASTER_BITS) + (1 << (MASTER_BITS - 1)) - 1;
 
-struct WeightState<'a> {
+struct WeightState<'m, 'a> {
+    /// The model's own weights (in flash): what the anchor pulls back towards.
+    origin: &'m [i8],
     int8: &'a mut [i8],
+    /// Masters, steps and last-good copies of the trained channels, in the order of `picked`.
     master: &'a mut [i32],
     step: &'a mut [i32],
     good: &'a mut [i8],
+    /// The output channels whose weights train (empty: all of them).
+    picked: &'a mut [u16],
+    /// Weights per output channel.
+    taps: usize,
 }
 
-struct BiasState<'a> {
+impl WeightState<'_, '_> {
+    /// Groups of weights that move together: one (the whole filter), or one per picked
+    /// channel.
+    fn groups(&self) -> usize {
+        if self.picked.is_empty() {
+            1
+        } else {
+            self.picked.len()
+        }
+    }
+
+    /// Group `k`'s range in the masters and in the filter.
+    fn ranges(&self, k: usize) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
+        match self.picked.get(k) {
+            Some(&c) => {
+                let start = usize::from(c).saturating_mul(self.taps);
+                let m = k.saturating_mul(self.taps);
+                (
+                    m..m.saturating_add(self.taps),
+                    start..start.saturating_add(self.taps),
+                )
+            }
+            None => (0..self.master.len(), 0..self.int8.len()),
+        }
+    }
+}
+
+/// Picks `picked.len()` output channels of the convolution at `op` for a sparse update: the
+/// ones the next fully connected layer weighs most (largest sum of absolute weights over the
+/// inputs that carry the channel, NHWC order), or the first ones without such a layer.
+fn pick_channels(
+    model: &Model<'_>,
+    op: usize,
+    channels: usize,
+    picked: &mut [u16],
+) -> Result<(), Error> {
+    let mut next = None;
+    for i in op + 1..model.op_count() {
+        if let Op::FullyConnected(f) = model.op(i)? {
+            next = Some(model.tensor(f.filter)?.data_i8()?);
+            let inputs = model.tensor(model.op(i)?.input())?.dims.num_elements();
+            if channels == 0 || inputs == 0 || inputs % channels != 0 {
+                next = None;
+            } else if let Some(w) = next {
+                if w.len() % inputs != 0 {
+                    next = None;
+                }
+            }
+            break;
+        }
+    }
+    let score = |c: usize| -> u64 {
+        match next {
+            Some(w) => w
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % channels == c)
+                .map(|(_, &v)| u64::from(v.unsigned_abs()))
+                .sum(),
+            None => 0,
+        }
+    };
+    for k in 0..picked.len() {
+        let mut best: Option<(usize, u64)> = None;
+        for c in 0..channels {
+            let taken = picked
+                .get(..k)
+                .is_some_and(|p| p.iter().any(|&q| usize::from(q) == c));
+            if taken {
+                continue;
+            }
+            let s = score(c);
+            if best.is_none_or(|(_, b)| s > b) {
+                best = Some((c, s));
+            }
+        }
+        let (c, _) = best.ok_or(Error::InvalidParameter)?;
+        *picked.get_mut(k).ok_or(Error::InvalidParameter)? =
+            u16::try_from(c).map_err(|_| Error::InvalidParameter)?;
+    }
+    Ok(())
+}
+
+struct BiasState<'m, 'a> {
+    /// The model's own biases (in flash).
+    origin: &'m [i32],
     int32: &'a mut [i32],
     master: &'a mut [i32],
     step: &'a mut [i32],
@@ -38,8 +130,8 @@ struct Layer<'m, 'a> {
     w_scale: f32,
     in_scale: f32,
     in_zero_point: i32,
-    weights: Option<WeightState<'a>>,
-    bias: Option<BiasState<'a>>,
+    weights: Option<WeightState<'m, 'a>>,
+    bias: Option<BiasState<'m, 'a>>,
 }
 
 /// A constant the trainer has changed: what [`Trainer::constants`] yields.
@@ -138,23 +230,36 @@ impl<'m, 'a> Trainer<'m, 'a> {
             let bias_t = model.tensor(lp.bias)?;
             let input_t = model.tensor(model.op(lp.op)?.input())?;
             let weights = if lp.train_weights {
-                let w = WeightState {
+                let flash = filter_t.data_i8()?;
+                let trained = trained_weights(lp);
+                let mut w = WeightState {
+                    origin: flash,
                     int8: bump.take(lp.weights)?,
-                    master: bump.take(lp.weights)?,
-                    step: bump.take(lp.weights)?,
+                    master: bump.take(trained)?,
+                    step: bump.take(trained)?,
                     good: if config.rollback {
-                        bump.take(lp.weights)?
+                        bump.take(trained)?
                     } else {
                         &mut []
                     },
+                    picked: &mut [],
+                    taps: lp.weights.checked_div(lp.channels).unwrap_or(0),
                 };
-                let flash = filter_t.data_i8()?;
-                copy_exact(w.int8, flash)?;
-                for (m, &q) in w.master.iter_mut().zip(flash) {
-                    *m = i32::from(q) << MASTER_BITS;
+                if lp.weight_channels < lp.channels {
+                    w.picked = bump.take(lp.weight_channels)?;
+                    pick_channels(model, lp.op, lp.channels, w.picked)?;
                 }
-                if !w.good.is_empty() {
-                    copy_exact(w.good, flash)?;
+                copy_exact(w.int8, flash)?;
+                for k in 0..w.groups() {
+                    let (mr, qr) = w.ranges(k);
+                    let src = flash.get(qr).ok_or(Error::ShapeMismatch)?;
+                    let m = w.master.get_mut(mr.clone()).ok_or(Error::ShapeMismatch)?;
+                    for (m, &q) in m.iter_mut().zip(src) {
+                        *m = i32::from(q) << MASTER_BITS;
+                    }
+                    if let Some(g) = w.good.get_mut(mr) {
+                        copy_exact(g, src)?;
+                    }
                 }
                 Some(w)
             } else {
@@ -169,6 +274,7 @@ impl<'m, 'a> Trainer<'m, 'a> {
                     frac_bits -= 1;
                 }
                 let b = BiasState {
+                    origin: flash,
                     int32: bump.take(lp.channels)?,
                     master: bump.take(lp.channels)?,
                     step: bump.take(lp.channels)?,
@@ -207,8 +313,9 @@ impl<'m, 'a> Trainer<'m, 'a> {
                 .push((id, bump.take::<i8>(len)?))
                 .map_err(|_| Error::CapacityExceeded)?;
         }
-        let grad_a = bump.take::<i32>(plan.grad_len)?;
-        let grad_b = bump.take::<i32>(plan.grad_len)?;
+        let [len_a, len_b] = plan.grad_len;
+        let grad_a = bump.take::<i32>(len_a)?;
+        let grad_b = bump.take::<i32>(len_b)?;
         Ok(Trainer {
             model,
             rng: config.seed | 1,
@@ -534,13 +641,14 @@ impl<'m, 'a> Trainer<'m, 'a> {
                             |c: usize| Scale::from_f64(lr * s_x * master_unit * grad_unit / s_w(c));
                         let input = find(op.input())?;
                         match window {
-                            Some(win) => bw::conv2d_weight_grad(
+                            Some(win) => bw::conv2d_weight_grad_channels(
                                 input,
                                 in_t.dims.activation_shape()?,
                                 layer.in_zero_point,
                                 g,
                                 out_t.dims.activation_shape()?,
                                 &win,
+                                w.picked,
                                 rate,
                                 w.step,
                             )?,
@@ -657,34 +765,53 @@ impl<'m, 'a> Trainer<'m, 'a> {
     /// `master -= step`, then refresh the int8 weights and int32 biases from the masters.
     fn apply(&mut self) {
         let stochastic = matches!(self.config.rounding, Rounding::Stochastic);
+        let anchor = i64::from(self.config.anchor_q16);
+        // Pulls a master a fraction `anchor` of the way back to the model's own value.
+        let pull = |m: i32, origin: i64| -> i32 {
+            let d = i64::from(m) - origin;
+            super::fixed::saturate_i32(i64::from(m) - super::fixed::shift_round(d * anchor, 16))
+        };
         let mut layers = core::mem::take(&mut self.layers);
         for l in layers.iter_mut() {
             if let Some(w) = l.weights.as_mut() {
-                for ((m, s), q) in w
-                    .master
-                    .iter_mut()
-                    .zip(w.step.iter())
-                    .zip(w.int8.iter_mut())
-                {
-                    *m = m.saturating_sub(*s).clamp(-MASTER_LIMIT, MASTER_LIMIT);
-                    let dither = if stochastic {
-                        (self.next_random() >> (32 - MASTER_BITS)) as i32
-                    } else {
-                        1 << (MASTER_BITS - 1)
+                for k in 0..w.groups() {
+                    let (mr, qr) = w.ranges(k);
+                    let (Some(master), Some(step), Some(int8), Some(origin)) = (
+                        w.master.get_mut(mr.clone()),
+                        w.step.get(mr),
+                        w.int8.get_mut(qr.clone()),
+                        w.origin.get(qr),
+                    ) else {
+                        continue;
                     };
-                    // Floor of (m + dither) / 2^16: round half up, or stochastic rounding.
-                    let v = (i64::from(*m) + i64::from(dither)) >> MASTER_BITS;
-                    *q = v.clamp(-127, 127) as i8;
+                    for (((m, s), q), &o) in master
+                        .iter_mut()
+                        .zip(step)
+                        .zip(int8.iter_mut())
+                        .zip(origin)
+                    {
+                        *m = pull(m.saturating_sub(*s), i64::from(o) << MASTER_BITS)
+                            .clamp(-MASTER_LIMIT, MASTER_LIMIT);
+                        let dither = if stochastic {
+                            (self.next_random() >> (32 - MASTER_BITS)) as i32
+                        } else {
+                            1 << (MASTER_BITS - 1)
+                        };
+                        // Floor of (m + dither) / 2^16: round half up, or stochastic rounding.
+                        let v = (i64::from(*m) + i64::from(dither)) >> MASTER_BITS;
+                        *q = v.clamp(-127, 127) as i8;
+                    }
                 }
             }
             if let Some(b) = l.bias.as_mut() {
-                for ((m, s), q) in b
+                for (((m, s), q), &o) in b
                     .master
                     .iter_mut()
                     .zip(b.step.iter())
                     .zip(b.int32.iter_mut())
+                    .zip(b.origin)
                 {
-                    *m = m.saturating_sub(*s);
+                    *m = pull(m.saturating_sub(*s), i64::from(o) << b.frac_bits);
                     *q = super::fixed::saturate_i32(super::fixed::shift_round(
                         i64::from(*m),
                         b.frac_bits,
@@ -700,8 +827,13 @@ impl<'m, 'a> Trainer<'m, 'a> {
     fn reset_masters(&mut self) {
         for l in self.layers.iter_mut() {
             if let Some(w) = l.weights.as_mut() {
-                for (m, &q) in w.master.iter_mut().zip(w.int8.iter()) {
-                    *m = i32::from(q) << MASTER_BITS;
+                for k in 0..w.groups() {
+                    let (mr, qr) = w.ranges(k);
+                    if let (Some(master), Some(int8)) = (w.master.get_mut(mr), w.int8.get(qr)) {
+                        for (m, &q) in master.iter_mut().zip(int8) {
+                            *m = i32::from(q) << MASTER_BITS;
+                        }
+                    }
                 }
                 w.step.fill(0);
             }
@@ -718,8 +850,13 @@ impl<'m, 'a> Trainer<'m, 'a> {
     fn commit_good(&mut self) {
         for l in self.layers.iter_mut() {
             if let Some(w) = l.weights.as_mut() {
-                if w.good.len() == w.int8.len() {
-                    w.good.copy_from_slice(w.int8);
+                for k in 0..w.groups() {
+                    let (mr, qr) = w.ranges(k);
+                    if let (Some(good), Some(int8)) = (w.good.get_mut(mr), w.int8.get(qr)) {
+                        if good.len() == int8.len() {
+                            good.copy_from_slice(int8);
+                        }
+                    }
                 }
             }
             if let Some(b) = l.bias.as_mut() {
@@ -738,7 +875,11 @@ impl<'m, 'a> Trainer<'m, 'a> {
         }
         for l in self.layers.iter_mut() {
             if let Some(w) = l.weights.as_mut() {
-                copy_exact(w.int8, w.good)?;
+                for k in 0..w.groups() {
+                    let (mr, qr) = w.ranges(k);
+                    let good = w.good.get(mr).ok_or(Error::ShapeMismatch)?;
+                    copy_exact(w.int8.get_mut(qr).ok_or(Error::ShapeMismatch)?, good)?;
+                }
             }
             if let Some(b) = l.bias.as_mut() {
                 copy_exact(b.int32, b.good)?;

@@ -7,7 +7,7 @@ use crate::idx;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use fixnet::format::Op;
 use fixnet::train::float::FloatTrainer;
-use fixnet::train::{TrainConfig, Trainer};
+use fixnet::train::{TrainConfig, TrainMode, Trainer, DEFAULT_EPOCHS};
 use fixnet::Model;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,28 +27,37 @@ pub struct FinetuneArgs {
     /// The user's IDX labels.
     #[arg(long)]
     pub labels: PathBuf,
-    /// First op whose weights are trained [default: the last fully connected layer; its
-    /// biases and those of the fully connected layer before it are trained too].
+    /// What to train on top of the last fully connected layer: `last` (that layer, and the
+    /// biases of the fully connected layer before it), `biases` (also the biases of every
+    /// layer the backward pass reaches) or `conv:K` (also the biases from the last
+    /// convolution on and the weights of K of its output channels).
+    #[arg(long, value_name = "MODE", default_value = "last", value_parser = parse_mode)]
+    pub train: TrainMode,
+    /// First op whose weights are trained (overrides the layers of --train).
     #[arg(long, value_name = "K")]
     pub train_from: Option<usize>,
-    /// First op whose biases are trained [default: the fully connected layer before K].
+    /// First op whose biases are trained (overrides the layers of --train).
     #[arg(long, value_name = "B")]
     pub bias_from: Option<usize>,
     /// Training samples per class (the first ones of each class); the rest is evaluated.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub per_class: usize,
     /// Passes over the training samples.
-    #[arg(long, value_name = "E", default_value_t = 5)]
+    #[arg(long, value_name = "E", default_value_t = usize::from(DEFAULT_EPOCHS))]
     pub epochs: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.003)]
-    pub lr: f32,
-    /// Momentum (0 = plain SGD).
-    #[arg(long, default_value_t = 0.0)]
-    pub momentum: f32,
-    /// Mini-batch size.
-    #[arg(long, default_value_t = 10)]
-    pub batch: u16,
+    /// Learning rate [default: the on-device default, `TrainConfig::new`].
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Momentum, 0 = plain SGD [default: the on-device default].
+    #[arg(long)]
+    pub momentum: Option<f32>,
+    /// Pull towards the model's own weights per update, 0 = none [default: the on-device
+    /// default].
+    #[arg(long)]
+    pub anchor: Option<f32>,
+    /// Mini-batch size [default: the on-device default].
+    #[arg(long)]
+    pub batch: Option<u16>,
     /// Original test images to check nothing was forgotten.
     #[arg(long, default_value = "data/mnist/test-images-idx3-ubyte.gz")]
     pub test_images: PathBuf,
@@ -64,6 +73,10 @@ pub struct FinetuneArgs {
     /// Write the fine-tuned model (weights baked in) here.
     #[arg(short, long, value_name = "OUT.fxn")]
     pub output: Option<PathBuf>,
+}
+
+fn parse_mode(text: &str) -> Result<TrainMode, String> {
+    TrainMode::parse(text).ok_or_else(|| format!("`{text}`: expected last, biases or conv:K"))
 }
 
 /// The default trainable suffix: the last fully connected layer (weights and biases) and
@@ -135,18 +148,32 @@ pub fn run(args: FinetuneArgs) -> Result<ExitCode> {
         images.len(),
         labels.len()
     );
-    let (k, b) = match args.train_from {
-        Some(k) => (k, args.bias_from),
-        None => {
-            let (k, b) = default_layers(&model)?;
-            (k, args.bias_from.or(b))
-        }
-    };
-    let mut config = TrainConfig::new(k)
-        .learning_rate(args.lr)
-        .momentum(args.momentum)
-        .batch_size(args.batch);
-    config.bias_from = b;
+    let mut config = TrainConfig::for_mode(&model, args.train)
+        .map_err(|e| anyhow!("--train {}: {e}", args.train))?;
+    if let Some(k) = args.train_from {
+        config.train_from = k;
+        config.bias_from = args.bias_from;
+        config.sparse = None;
+    } else if let Some(b) = args.bias_from {
+        config.bias_from = Some(b);
+    }
+    if let Some(lr) = args.lr {
+        config = config.learning_rate(lr);
+    }
+    if let Some(mu) = args.momentum {
+        config = config.momentum(mu);
+    }
+    if let Some(a) = args.anchor {
+        config = config.anchor(a);
+    }
+    if let Some(n) = args.batch {
+        config = config.batch_size(n);
+    }
+    let (k, b) = (config.train_from, config.bias_from);
+    ensure!(
+        !(args.float && config.sparse.is_some()),
+        "--float has no sparse convolution update: use --train last or biases"
+    );
 
     let mut per_class = std::collections::HashMap::<u8, usize>::new();
     let (mut train, mut held_out) = (Vec::new(), Vec::new());
@@ -175,17 +202,23 @@ pub fn run(args: FinetuneArgs) -> Result<ExitCode> {
 
     let use_ = Trainer::arena_use(&model, &config).map_err(|e| anyhow!("{e}"))?;
     println!(
-        "training ops {}..{} ({}), weights from op {k}{}: {} samples ({} per class), {} epochs, lr {}, momentum {}, batch {}",
+        "training ops {}..{} ({}, --train {}), weights from op {k}{}{}: {} samples ({} per class), {} epochs, lr {}, momentum {}, anchor {}, batch {}",
         b.unwrap_or(k).min(k),
         model.op_count() - 1,
         if args.float { "float32 SGD reference" } else { "fixed point" },
+        args.train,
         b.map(|b| format!(", biases from op {b}")).unwrap_or_default(),
+        config
+            .sparse
+            .map(|s| format!(", weights of {} channels of op {}", s.channels, s.op))
+            .unwrap_or_default(),
         train.len(),
         args.per_class,
         args.epochs,
-        args.lr,
-        args.momentum,
-        args.batch
+        config.learning_rate_q16 as f32 / 65536.0,
+        f32::from(config.momentum_q15) / 32768.0,
+        config.anchor_q16 as f32 / 65536.0,
+        config.batch_size
     );
     println!(
         "train arena: {} bytes ({} inference + {} extra)",

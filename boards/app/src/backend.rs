@@ -184,7 +184,12 @@ impl<'m, 'a, F: NorFlash> Training<'m, 'a, F> {
             return Err(SetupError::Storage(StorageError::TooLarge));
         }
         let narrow = |v: usize| u16::try_from(v).unwrap_or(u16::MAX);
+        let mut mode = heapless::String::new();
+        // Mode names are at most 11 characters (`conv:65535`).
+        let _ = core::fmt::write(&mut mode, format_args!("{}", crate::TRAIN_MODE));
         let info = TrainingInfo {
+            mode,
+            anchor_q16: config.anchor_q16,
             train_from: narrow(config.train_from),
             bias_from: narrow(config.bias_from.unwrap_or(config.train_from)),
             batch_size: config.batch_size,
@@ -316,7 +321,7 @@ impl<F: NorFlash> Backend for Training<'_, '_, F> {
     }
 
     fn training(&self) -> Option<TrainingInfo> {
-        Some(self.info)
+        Some(self.info.clone())
     }
 
     fn weights(&self) -> Weights {

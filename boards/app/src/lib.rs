@@ -51,7 +51,13 @@ pub use protocol::{
 };
 pub use runner::{run, Event, Peripherals, RunError, WeightRegion};
 pub use server::{BoardInfo, CycleCounter, NoFineTuning, Server};
-pub use train_config::train_config;
+pub use train_config::train_config_for;
+
+/// The firmware's fine-tuning configuration for `model`: [`train_config_for`] in the mode
+/// chosen at build time ([`TRAIN_MODE`], from `FIXNET_TRAIN`, `last` by default).
+pub fn train_config(model: &fixnet::Model<'_>) -> Option<fixnet::train::TrainConfig> {
+    train_config_for(model, TRAIN_MODE)
+}
 
 include!(concat!(env!("OUT_DIR"), "/model_info.rs"));
 

@@ -16,7 +16,7 @@ use fixnet::format::crc32::crc32;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; bumped on any incompatible change of the messages.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Most encoded bytes of one frame, not counting the `0x00` delimiter. A 28×28 image with a
 /// label, its length prefix, tag and CRC take 793 bytes before COBS, 797 after.
@@ -100,8 +100,11 @@ pub struct Info {
 }
 
 /// How a firmware fine-tunes (see `fixnet::train` and `docs/training.md`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrainingInfo {
+    /// What is trained, as `fixnet finetune --train` names it: `last`, `biases` or `conv:K`
+    /// (`fixnet::train::TrainMode`; chosen when the firmware is built, `FIXNET_TRAIN`).
+    pub mode: heapless::String<16>,
     /// First op whose weights (and biases) are trained.
     pub train_from: u16,
     /// First op whose biases are trained.
@@ -111,6 +114,8 @@ pub struct TrainingInfo {
     pub batch_size: u16,
     /// Learning rate in Q16 (65536 = 1.0).
     pub learning_rate_q16: u32,
+    /// Pull towards the model's own weights per update, Q16 (`TrainConfig::anchor_q16`).
+    pub anchor_q16: u32,
     /// Bytes of the train arena (the model's inference arena included).
     pub train_arena_bytes: u32,
     /// Bytes of one saved weight set.

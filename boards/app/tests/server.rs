@@ -178,6 +178,8 @@ fn every_message_round_trips() {
             flash_erase_bytes: 4096,
             counter: CounterUnit::Instructions,
             training: Some(TrainingInfo {
+                mode: heapless::String::try_from("last").unwrap(),
+                anchor_q16: 0,
                 train_from: 6,
                 bias_from: 5,
                 batch_size: 10,

@@ -167,12 +167,14 @@ fn print_info(info: &Info) {
     println!("counts {}", unit(info));
     match &info.training {
         Some(t) => println!(
-            "fine-tuning: weights of op {}, biases from op {}; mini-batch {}, learning rate {:.4}; \
-             train arena {} bytes, saved set {} bytes",
+            "fine-tuning ({}): weights of op {}, biases from op {}; mini-batch {}, learning rate {:.4}, \
+             anchor {:.4}; train arena {} bytes, saved set {} bytes",
+            t.mode,
             t.train_from,
             t.bias_from,
             t.batch_size,
             f64::from(t.learning_rate_q16) / 65536.0,
+            f64::from(t.anchor_q16) / 65536.0,
             thousands(t.train_arena_bytes as usize),
             thousands(t.payload_bytes as usize)
         ),
