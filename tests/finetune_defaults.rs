@@ -132,7 +132,11 @@ fn shifts() -> Vec<Shift> {
 }
 
 fn seed_model() -> Option<Vec<u8>> {
-    std::fs::read(format!("{}/models/seed_cnn.fxn", env!("CARGO_MANIFEST_DIR"))).ok()
+    std::fs::read(format!(
+        "{}/models/seed_cnn.fxn",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .ok()
 }
 
 /// 10 samples per class to learn from (the first ones in file order), the rest held out.
@@ -159,6 +163,9 @@ struct UserSet {
 struct Outcome {
     user: f64,
     mnist: f64,
+    /// Held-out user digits and MNIST digits classified right.
+    user_ok: usize,
+    mnist_ok: usize,
 }
 
 /// Trains a fresh trainer with `config` for `epochs` passes over the user's training samples
@@ -168,11 +175,9 @@ fn run(
     config: TrainConfig,
     epochs: usize,
     set: &UserSet,
-    mnist: &[Vec<i8>],
-    labels: &[u8],
-    train: &[usize],
-    held_out: &[usize],
+    sc: &Scenario,
 ) -> Outcome {
+    let (mnist, labels, train, held_out) = (&sc.mnist, &sc.labels, &sc.train, &sc.held_out);
     let mut arena = vec![0u8; Trainer::arena_use(model, &config).unwrap().total()];
     let mut trainer = Trainer::with_config(model, config, &mut arena).unwrap();
     let mut s = 0x2545_F491u32;
@@ -189,17 +194,18 @@ fn run(
         }
     }
     trainer.flush();
-    let mut acc = |f: &[Vec<i8>], idx: &[usize]| {
-        let ok = idx
-            .iter()
+    let mut ok = |f: &[Vec<i8>], idx: &[usize]| {
+        idx.iter()
             .filter(|&&i| trainer.predict_features(&f[i]).unwrap() == usize::from(labels[i]))
-            .count();
-        ok as f64 / idx.len() as f64
+            .count()
     };
     let all: Vec<usize> = (0..labels.len()).collect();
+    let (user_ok, mnist_ok) = (ok(&set.user, held_out), ok(mnist, &all));
     Outcome {
-        user: acc(&set.user, held_out),
-        mnist: acc(mnist, &all),
+        user: user_ok as f64 / held_out.len() as f64,
+        mnist: mnist_ok as f64 / all.len() as f64,
+        user_ok,
+        mnist_ok,
     }
 }
 
@@ -269,27 +275,16 @@ fn defaults_match_the_best_swept_learning_rate() {
     assert_eq!((default.train_from, default.bias_from), (6, Some(5)));
     let epochs = usize::from(DEFAULT_EPOCHS);
     let sc = scenario(&model, default);
+    // The reference: plain SGD, constant rate, no anchor, on the same layers and passes.
     let plain = TrainConfig {
         anchor_q16: 0,
         decay_every: 0,
         ..default
     };
-    let go = |config: TrainConfig, epochs: usize, set: &UserSet| {
-        run(
-            &model,
-            config,
-            epochs,
-            set,
-            &sc.mnist,
-            &sc.labels,
-            &sc.train,
-            &sc.held_out,
-        )
-    };
+    let go =
+        |config: TrainConfig, epochs: usize, set: &UserSet| run(&model, config, epochs, set, &sc);
     let pct = |a: f64| a * 100.0;
-    eprintln!(
-        "held-out user accuracy / MNIST test accuracy, %; sweep: plain SGD, {epochs} epochs"
-    );
+    eprintln!("held-out user accuracy / MNIST test accuracy, %; sweep: plain SGD, {epochs} epochs");
     eprint!("| shift | base |");
     for lr in SWEEP {
         eprint!(" lr {lr} |");
@@ -304,14 +299,19 @@ fn defaults_match_the_best_swept_learning_rate() {
             pct(base.user),
             pct(base.mnist)
         );
-        let mut best = 0.0f64;
+        let (mut best, mut best_ok) = (0.0f64, 0usize);
         for lr in SWEEP {
             let o = go(plain.learning_rate(lr), epochs, set);
             eprint!(" {:.2} / {:.2} |", pct(o.user), pct(o.mnist));
             best = best.max(o.user);
+            best_ok = best_ok.max(o.user_ok);
         }
         let d = go(default, epochs, set);
         let (gap, forgotten) = (best - d.user, base.mnist - d.mnist);
+        // 1 point of the held-out digits and 0.5 points of MNIST, counted in digits so
+        // that a gap of exactly 1 point is not lost to float rounding.
+        let within = (best_ok - d.user_ok.min(best_ok)) * 100 <= sc.held_out.len();
+        let kept = (base.mnist_ok - d.mnist_ok.min(base.mnist_ok)) * 200 <= sc.labels.len();
         eprintln!(
             " {:.2} | {:.2} / {:.2} | {:+.2} | {:.2} |",
             pct(best),
@@ -322,7 +322,7 @@ fn defaults_match_the_best_swept_learning_rate() {
         );
         // The default must learn: it gains on every shift.
         assert!(d.user > base.user, "{}: no gain", set.name);
-        if gap <= 0.01 && forgotten <= 0.005 {
+        if within && kept {
             passed.push(set.name);
         }
     }
@@ -369,10 +369,15 @@ fn train_modes_on_the_seed_cnn() {
         let mut gains = 0.0;
         let mut accs = Vec::new();
         for set in sc.sets.iter().filter(|s| MODE_SHIFTS.contains(&s.name)) {
-            let base = run(&model, config, 0, set, &sc.mnist, &sc.labels, &sc.train, &sc.held_out);
-            let o = run(&model, config, epochs, set, &sc.mnist, &sc.labels, &sc.train, &sc.held_out);
+            let base = run(&model, config, 0, set, &sc);
+            let o = run(&model, config, epochs, set, &sc);
             assert!(o.user > base.user, "{mode} on {}: no gain", set.name);
-            eprint!(" {}: {:.2} / {:.2} |", set.name, o.user * 100.0, o.mnist * 100.0);
+            eprint!(
+                " {}: {:.2} / {:.2} |",
+                set.name,
+                o.user * 100.0,
+                o.mnist * 100.0
+            );
             accs.push(o.user);
         }
         if mode == TrainMode::Last {
@@ -422,16 +427,7 @@ fn explore() {
         let epochs = get("e", 10.0) as usize;
         eprint!("{spec:>40}:");
         for set in &sc.sets {
-            let o = run(
-                &model,
-                c,
-                epochs,
-                set,
-                &sc.mnist,
-                &sc.labels,
-                &sc.train,
-                &sc.held_out,
-            );
+            let o = run(&model, c, epochs, set, sc);
             eprint!(" {:.2}/{:.2}", o.user * 100.0, o.mnist * 100.0);
         }
         eprintln!();

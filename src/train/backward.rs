@@ -343,7 +343,11 @@ pub fn conv2d_weight_grad_channels(
         .and_then(|t| t.checked_mul(in_shape.channels))
         .ok_or(Error::ShapeMismatch)?;
     let filter_len = out_c.checked_mul(taps).ok_or(Error::ShapeMismatch)?;
-    let picked = if channels.is_empty() { out_c } else { channels.len() };
+    let picked = if channels.is_empty() {
+        out_c
+    } else {
+        channels.len()
+    };
     if picked.checked_mul(taps) != Some(acc.len()) {
         return Err(Error::ShapeMismatch);
     }

@@ -115,11 +115,11 @@ pub struct SparseChannels {
 
 impl TrainConfig {
     /// Defaults that work without tuning for a few samples per class ([`DEFAULT_EPOCHS`]
-    /// passes over 10 per class, `tests/finetune_defaults.rs`): batch 10, learning rate 0.02,
-    /// no momentum, constant rate, an anchor of 0.03 pulling the trained constants back to
-    /// the model's own, rollback guard on, round-to-nearest. The anchor lets the rate be high
-    /// enough to follow a user within a few passes while bounding how far the layer drifts,
-    /// and so how much of the original data it forgets.
+    /// passes over 10 per class, `tests/finetune_defaults.rs`): batch 10, learning rate 0.02
+    /// halved every 70 updates, no momentum, an anchor of 0.03 pulling the trained constants
+    /// back towards the model's own, rollback guard on, round-to-nearest. The anchor lets the
+    /// rate be high enough to follow a user within a few passes while bounding how far the
+    /// layer drifts, and so how much of the original data it forgets.
     pub const fn new(train_from: usize) -> Self {
         TrainConfig {
             train_from,
@@ -127,8 +127,8 @@ impl TrainConfig {
             batch_size: 10,
             learning_rate_q16: 1311,
             momentum_q15: 0,
-            decay_every: 0,
-            decay_factor_q16: 1 << 16,
+            decay_every: 70,
+            decay_factor_q16: 1 << 15,
             rollback: true,
             rounding: Rounding::Nearest,
             seed: 0x2545_F491,

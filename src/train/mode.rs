@@ -82,7 +82,11 @@ impl TrainConfig {
             }
         }
         let last = *fcs.last().ok_or(TrainError::NothingToTrain)?;
-        let before = if fcs.len() == 2 { fcs.first().copied() } else { None };
+        let before = if fcs.len() == 2 {
+            fcs.first().copied()
+        } else {
+            None
+        };
         let config = TrainConfig::new(last);
         Ok(match mode {
             TrainMode::Last => TrainConfig {
@@ -98,11 +102,11 @@ impl TrainConfig {
                 config.bias_from(reachable)
             }
             TrainMode::Conv(k) => {
-                let op = last_conv
-                    .filter(|&c| c >= reachable && c < last)
-                    .ok_or(TrainError::Unsupported {
+                let op = last_conv.filter(|&c| c >= reachable && c < last).ok_or(
+                    TrainError::Unsupported {
                         op: reachable.saturating_sub(1),
-                    })?;
+                    },
+                )?;
                 config.bias_from(op).sparse_channels(op, k)
             }
         })

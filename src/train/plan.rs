@@ -147,7 +147,9 @@ pub(crate) fn analyze(model: &Model<'_>, config: &TrainConfig) -> Result<Plan, T
             }
             Op::Conv2d(c) => {
                 let channels = elements(model, c.bias)?;
-                let picked = sparse.filter(|s| s.op == i).map(|s| usize::from(s.channels));
+                let picked = sparse
+                    .filter(|s| s.op == i)
+                    .map(|s| usize::from(s.channels));
                 let lp = LayerPlan {
                     op: i,
                     filter: c.filter,

@@ -784,11 +784,8 @@ impl<'m, 'a> Trainer<'m, 'a> {
                     ) else {
                         continue;
                     };
-                    for (((m, s), q), &o) in master
-                        .iter_mut()
-                        .zip(step)
-                        .zip(int8.iter_mut())
-                        .zip(origin)
+                    for (((m, s), q), &o) in
+                        master.iter_mut().zip(step).zip(int8.iter_mut()).zip(origin)
                     {
                         *m = pull(m.saturating_sub(*s), i64::from(o) << MASTER_BITS)
                             .clamp(-MASTER_LIMIT, MASTER_LIMIT);

@@ -14,7 +14,9 @@ use fixnet::overlay::Overlay;
 use fixnet::train::{TrainMode, Trainer};
 use fixnet::{Interpreter, Model};
 use fixnet_app::train_config_for;
-use fixnet_tools::device::qemu::{board_cargo, board_dir, check_qemu_and_targets, QemuBoard, TARGET};
+use fixnet_tools::device::qemu::{
+    board_cargo, board_dir, check_qemu_and_targets, QemuBoard, TARGET,
+};
 use fixnet_tools::idx;
 use std::path::{Path, PathBuf};
 
@@ -93,7 +95,10 @@ fn every_mode_trains_saves_and_keeps_what_it_learned_after_a_restart() {
         sim.flush();
         let learned = outputs(&model, sim.overlay().unwrap(), &probe);
         let factory = outputs(&model, Overlay::new(), &probe);
-        assert_ne!(learned, factory, "{mode}: the samples should move the weights");
+        assert_ne!(
+            learned, factory,
+            "{mode}: the samples should move the weights"
+        );
 
         let mut board = QemuBoard::start(&elf, &dir).unwrap();
         let mut dev = board.connect().unwrap();
