@@ -14,7 +14,9 @@ pub enum TrainMode {
     Last,
     /// The last fully connected layer and the biases of every layer the backward pass can
     /// reach: all of them, or those after the last op without a backward pass (a depthwise
-    /// convolution, Add, …) (`biases`).
+    /// convolution, Add, a convolution fused with its max pool, …) (`biases`). Refused
+    /// ([`TrainError::Unsupported`], naming that op) when that reaches nothing `last` does
+    /// not.
     Biases,
     /// [`TrainMode::Last`], plus the biases from the last convolution on and the weights of
     /// `K` of its output channels (`conv:K`, see [`super::SparseChannels`]).
@@ -94,7 +96,8 @@ impl TrainConfig {
                 ..config
             },
             TrainMode::Biases => {
-                if reachable >= last {
+                // Nothing beyond `last` to reach: refuse rather than train the same layers.
+                if reachable >= before.unwrap_or(last) {
                     return Err(TrainError::Unsupported {
                         op: reachable.saturating_sub(1),
                     });

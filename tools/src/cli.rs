@@ -43,6 +43,11 @@ enum Command {
         /// How many of the calibration samples to use (the first ones).
         #[arg(long, value_name = "N", default_value_t = 500)]
         calibration_count: usize,
+        /// Keep each Conv2D and the MaxPool2D after it as two ops (.tflite input): the
+        /// convolution's output is then stored, which fine-tuning convolutions needs
+        /// (`finetune --train biases|conv:K`), at the cost of its arena bytes.
+        #[arg(long)]
+        no_fuse: bool,
     },
     /// Show a model's layers, shapes, parameters, MACs, flash and arena bytes and CRC.
     Inspect {
@@ -200,7 +205,20 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode> {
             output,
             calibrate,
             calibration_count,
-        } => convert(&input, &output, calibrate.as_deref(), calibration_count),
+            no_fuse,
+        } => {
+            ensure!(
+                !no_fuse || extension(&input) == "tflite",
+                "--no-fuse applies to .tflite models"
+            );
+            convert(
+                &input,
+                &output,
+                calibrate.as_deref(),
+                calibration_count,
+                no_fuse,
+            )
+        }
         Command::Inspect { model, train_from } => {
             let code = inspect_cmd(&model)?;
             if let Some(k) = train_from {
@@ -242,6 +260,7 @@ fn convert(
     output: &Path,
     calibrate: Option<&Path>,
     calibration_count: usize,
+    no_fuse: bool,
 ) -> Result<ExitCode> {
     let bytes = match extension(input).as_str() {
         "keras" | "h5" => {
@@ -276,7 +295,8 @@ fn convert(
             let data =
                 std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
             let graph = tflite::import(&data).with_context(|| input.display().to_string())?;
-            lower::lower(&graph).with_context(|| input.display().to_string())?
+            let options = lower::LowerOptions { fuse: !no_fuse };
+            lower::lower_with(&graph, &options).with_context(|| input.display().to_string())?
         }
         other => bail!(
             "{}: unknown model type '.{other}' (expected .tflite, .keras or .h5)",

@@ -148,8 +148,13 @@ pub fn run(args: FinetuneArgs) -> Result<ExitCode> {
         images.len(),
         labels.len()
     );
-    let mut config = TrainConfig::for_mode(&model, args.train)
-        .map_err(|e| anyhow!("--train {}: {e}", args.train))?;
+    let mut config = TrainConfig::for_mode(&model, args.train).map_err(|e| {
+        anyhow!(
+            "--train {}: {e} (a convolution fused with its max pool has no backward pass: \
+             convert the .tflite with --no-fuse)",
+            args.train
+        )
+    })?;
     if let Some(k) = args.train_from {
         config.train_from = k;
         config.bias_from = args.bias_from;

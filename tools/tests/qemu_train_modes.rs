@@ -26,9 +26,13 @@ fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
 }
 
+/// The seed CNN converted with `--no-fuse`: the shipped model fuses its convolutions with
+/// their max pools, which the `biases` and `conv:K` modes cannot train through.
+const MODEL: &str = "tests/fixtures/models/seed_cnn_unfused.fxn";
+
 /// The firmware in `mode`, copied out of the board's target directory to `dir`.
 fn firmware(mode: TrainMode, dir: &Path) -> PathBuf {
-    let status = board_cargo(&["build", "--release", "--bin", BIN], None)
+    let status = board_cargo(&["build", "--release", "--bin", BIN], Some(&repo(MODEL)))
         .unwrap()
         .env("FIXNET_TRAIN", mode.to_string())
         .status()
@@ -71,7 +75,10 @@ fn every_mode_trains_saves_and_keeps_what_it_learned_after_a_restart() {
         .map(|i| (images.image(i), (labels[i] + 1) % 10))
         .collect();
     let probe: Vec<&[u8]> = (500..508).map(|i| images.image(i)).collect();
-    let model = Model::from_bytes(fixnet_app::MODEL).unwrap();
+    let bytes = std::fs::read(repo(MODEL)).unwrap();
+    let mut words = vec![0u64; bytes.len().div_ceil(8)];
+    bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(&bytes);
+    let model = Model::from_bytes(&bytemuck::cast_slice::<u64, u8>(&words)[..bytes.len()]).unwrap();
     eprintln!("| --train | train arena (B) | instructions per step | per step with update |");
     for mode in [TrainMode::Last, TrainMode::Biases, TrainMode::Conv(8)] {
         let dir = std::env::temp_dir().join(format!(
