@@ -47,8 +47,14 @@ impl core::fmt::Display for TrainMode {
     }
 }
 
-/// Whether the backward pass crosses `op` (see `analyze` in the plan).
-fn has_backward(op: &Op<'_>) -> bool {
+/// Whether the backward pass crosses `op` (see `analyze` in the plan): not a join, not a
+/// depthwise convolution, and not either half of a convolution fused with its max pool.
+fn has_backward(model: &Model<'_>, op: &Op<'_>) -> bool {
+    if let Op::MaxPool(p) = op {
+        if model.is_elided(p.input) {
+            return false;
+        }
+    }
     matches!(
         op,
         Op::FullyConnected(_)
@@ -79,7 +85,7 @@ impl TrainConfig {
                 Op::Conv2d(_) => last_conv = Some(i),
                 _ => {}
             }
-            if !has_backward(&op) {
+            if !has_backward(model, &op) {
                 reachable = i + 1;
             }
         }
@@ -97,7 +103,11 @@ impl TrainConfig {
             },
             TrainMode::Biases => {
                 // Nothing beyond `last` to reach: refuse rather than train the same layers.
-                if reachable >= before.unwrap_or(last) {
+                let mut deeper = false;
+                for i in reachable..before.unwrap_or(last) {
+                    deeper |= matches!(model.op(i)?, Op::Conv2d(_) | Op::FullyConnected(_));
+                }
+                if !deeper {
                     return Err(TrainError::Unsupported {
                         op: reachable.saturating_sub(1),
                     });

@@ -287,7 +287,7 @@ fn train_save_restart_revert_equal_the_host_simulation() {
     let Response::Info(info) = &r[0] else {
         panic!("{:?}", r[0])
     };
-    let t = info.training.unwrap();
+    let t = info.training.clone().unwrap();
     assert_eq!(usize::from(t.train_from), config.train_from);
     assert_eq!(t.batch_size, 10);
     assert_eq!(t.train_arena_bytes as usize, TRAIN_ARENA_SIZE);
