@@ -284,7 +284,13 @@ fn trainer_forward_is_the_interpreters_and_training_lowers_the_loss() {
     let blob = Aligned::new(&data.encode());
     let model = Model::from_bytes(blob.bytes()).unwrap();
     for (k, bias_from) in [(3, None), (3, Some(0)), (0, None)] {
-        let mut config = TrainConfig::new(k).learning_rate(0.2).batch_size(4);
+        // Plain SGD at a constant rate: the rollback check below needs the wrong labels to
+        // pull the weights freely (no anchor back to the model, no decay).
+        let mut config = TrainConfig::new(k)
+            .learning_rate(0.2)
+            .batch_size(4)
+            .anchor(0.0)
+            .step_decay(0, 1.0);
         config.bias_from = bias_from;
         let use_ = Trainer::arena_use(&model, &config).unwrap();
         // Exactly enough arena works, one byte less is a typed error.
