@@ -525,7 +525,10 @@ fn fixnet_device_train_save_revert_drive_the_board() {
     let (images, labels) = (images.to_str().unwrap(), labels.to_str().unwrap());
 
     let info = fixnet(&["device", "--port", &port, "info"]);
-    assert!(info.contains("fine-tuning: weights of op"), "{info}");
+    assert!(
+        info.contains("fine-tuning (") && info.contains("weights of op"),
+        "{info}"
+    );
     assert!(info.contains("weights: factory"), "{info}");
     // The first digit of each class among the first 40: 10 samples, one mini-batch per epoch.
     let out = fixnet(&[
