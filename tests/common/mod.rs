@@ -6,6 +6,8 @@ use fixnet::format::{ConvOp, Dims, FullyConnectedOp, ModelBuilder, Op, PoolOp, S
 use fixnet::kernels::SoftmaxParams;
 use fixnet::quant::quantize_multiplier;
 use fixnet::Padding;
+use std::io::Read;
+use std::path::Path;
 
 /// Bytes in an 8-byte aligned buffer, as a model in flash would be.
 pub struct Aligned {
@@ -192,4 +194,43 @@ impl SmallModelData {
         assert_eq!(n, out.len());
         out
     }
+}
+
+/// The bytes of a gzip file.
+pub fn gunzip(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// The repo's 2,000 MNIST test digits (data/mnist) and their labels.
+pub fn mnist_test() -> (Vec<[u8; 784]>, Vec<u8>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    let images = gunzip(&root.join("test-images-idx3-ubyte.gz"));
+    let labels = gunzip(&root.join("test-labels-idx1-ubyte.gz"));
+    let n = u32::from_be_bytes(images[4..8].try_into().unwrap()) as usize;
+    let images = (0..n)
+        .map(|i| images[16 + 784 * i..16 + 784 * (i + 1)].try_into().unwrap())
+        .collect();
+    (images, labels[8..8 + n].to_vec())
+}
+
+/// Bilinear sample of a 28×28 image at real coordinates (0 outside).
+pub fn sample(img: &[u8; 784], x: f32, y: f32) -> f32 {
+    let (x0, y0) = (x.floor(), y.floor());
+    let (fx, fy) = (x - x0, y - y0);
+    let px = |xi: i32, yi: i32| -> f32 {
+        if (0..28).contains(&xi) && (0..28).contains(&yi) {
+            f32::from(img[(yi * 28 + xi) as usize])
+        } else {
+            0.0
+        }
+    };
+    let (xi, yi) = (x0 as i32, y0 as i32);
+    px(xi, yi) * (1.0 - fx) * (1.0 - fy)
+        + px(xi + 1, yi) * fx * (1.0 - fy)
+        + px(xi, yi + 1) * (1.0 - fx) * fy
+        + px(xi + 1, yi + 1) * fx * fy
 }
